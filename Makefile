@@ -1,0 +1,36 @@
+# Thin wrapper over meson (see README.md). Two commands matter:
+#   make run   installs what is missing (apt), builds, runs the demo
+#   make test  installs what is missing, builds with sanitizers, runs every test
+BUILD     ?= build
+TESTBUILD ?= build-test
+MESON_TEST_OPTS ?=
+
+.PHONY: all deps build run test bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=release -Dtests=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: build
+	@scripts/run-demo.sh $(BUILD)
+
+$(TESTBUILD)/build.ninja:
+	meson setup $(TESTBUILD) --buildtype=debugoptimized -Db_sanitize=address,undefined \
+	  -Db_lundef=false
+
+test: deps $(TESTBUILD)/build.ninja
+	ninja -C $(TESTBUILD)
+	@scripts/run-tests.sh $(TESTBUILD) $(MESON_TEST_OPTS)
+
+bench: build
+	@scripts/run-bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(TESTBUILD)

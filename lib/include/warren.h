@@ -1,0 +1,346 @@
+/*
+ * warren.h: the one public header of libwarren.
+ *
+ * libwarren connects processes through one shared mapping, the arena: a
+ * crash-reclaimable heap, named objects, worker slots, and (in later
+ * modules) channels, semaphores, mutexes and MVars. Everything inside the
+ * arena is addressed by 64-bit offsets from its base, because every process
+ * maps it at a different address.
+ *
+ * Conventions (as libuv's): every function that can fail returns 0 (or a
+ * count) on success and a negative code on failure: -WR_E... from the table
+ * below, or -errno from a failed system call. wr_strerror() names both. The
+ * library never prints, never exits and never calls malloc on a hot path.
+ *
+ * Thread safety: every function may be called from any thread of any
+ * attached process unless its contract says otherwise.
+ */
+#ifndef WARREN_H
+#define WARREN_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define WR_EXTERN __attribute__((visibility("default")))
+#else
+#define WR_EXTERN
+#endif
+
+#define WR_VERSION_MAJOR 0
+#define WR_VERSION_MINOR 1
+#define WR_VERSION_PATCH 0
+/* "0.1.0": the library's version string. */
+WR_EXTERN const char *wr_version(void);
+
+/* ---------------------------------------------------------------- errors */
+
+/* Error codes, listed once. Codes that have an errno twin use its value, so
+ * that -errno from a system call and -WR_E... compare equal. */
+#define WR_ERRNO_MAP(XX)                                                                  \
+  XX(EINVAL, EINVAL, "invalid argument")                                                  \
+  XX(ENOMEM, ENOMEM, "out of shared memory (raise the heap size)")                        \
+  XX(EAGAIN, EAGAIN, "resource temporarily unavailable: try again")                       \
+  XX(ETIMEDOUT, ETIMEDOUT, "timed out")                                                   \
+  XX(EINTR, EINTR, "interrupted by a signal")                                             \
+  XX(ENOENT, ENOENT, "no object is bound to that name")                                   \
+  XX(EEXIST, EEXIST, "the name is already bound")                                         \
+  XX(ENAMETOOLONG, ENAMETOOLONG, "name longer than WR_NAME_MAX - 1 bytes")                \
+  XX(EMSGSIZE, EMSGSIZE, "record larger than the channel's slot size")                    \
+  XX(EOWNERDEAD, EOWNERDEAD, "the previous owner died: repair, then mark consistent")     \
+  XX(EBADARENA, 1001, "not a warren arena (bad magic)")                                   \
+  XX(EVERSION, 1002, "arena layout version differs from this library's")                  \
+  XX(ESIZE, 1003, "arena size differs from its header (truncated or wrong file?)")        \
+  XX(ECLOSED, 1004, "channel is closed")                                                  \
+  XX(EOF, 1005, "end of stream")                                                          \
+  XX(EKIND, 1006, "the name is bound to an object of another kind")                       \
+  XX(ENOSLOT, 1007, "no free worker slot")                                                \
+  XX(ECORRUPT, 1008, "shared state is corrupt (see the checker's reason)")                \
+  XX(ENOENV, 1009, "WARREN_ARENA_FD is not set: this process was not started by warren") \
+  XX(ENOTOWNER, 1010, "the block is not owned by this worker (double free or foreign)")
+
+enum wr_errno {
+#define WR__ERR_ENUM(name, value, text) WR_##name = (value),
+  WR_ERRNO_MAP(WR__ERR_ENUM)
+#undef WR__ERR_ENUM
+};
+
+/* A static, readable text for a code (negative or positive), including
+ * system errno values. Never NULL. */
+WR_EXTERN const char *wr_strerror(int err);
+/* The symbolic name of a code ("WR_ENOMEM", "ECONNRESET"), or "unknown". */
+WR_EXTERN const char *wr_err_name(int err);
+
+/* ---------------------------------------------------------------- arena */
+
+typedef struct wr_arena wr_arena; /* process-local handle of one mapping */
+typedef uint64_t wr_off_t;        /* offset from the arena base; 0 is null */
+
+enum wr_backend {
+  WR_BACKEND_MEMFD = 0, /* default: anonymous, sealed, gone with its last user */
+  WR_BACKEND_POSIX = 1, /* shm_open: attachable by name (issue 5) */
+  WR_BACKEND_FILE = 2,  /* file-backed, persists across runs (issue 5) */
+};
+
+#define WR_NAME_MAX 48    /* bytes of a name, including the NUL */
+#define WR_MAX_SLOTS 1024 /* worker slots in an arena (slot 0 = creator) */
+
+typedef struct wr_arena_opts {
+  uint64_t size;       /* total bytes of the mapping; 0 = 64 MiB */
+  int backend;         /* enum wr_backend; only MEMFD today */
+  const char *path;    /* POSIX name or file path, for those backends */
+  uint32_t flags;      /* reserved, 0 */
+} wr_arena_opts;
+
+/* Create a new arena and attach to it as its creator (slot 0, the
+ * supervisor's). The mapping is sealed against resize. On success *out is a
+ * handle the caller owns and releases with wr_arena_detach(). The arena fd is
+ * close-on-exec; a spawner passes it on explicitly (wr_arena_fd()).
+ * Errors: -WR_EINVAL (size too small or too large), -errno from
+ * memfd_create/ftruncate/mmap. Does not block. */
+WR_EXTERN int wr_arena_create(const wr_arena_opts *opts, wr_arena **out);
+
+/* Attach to an existing arena through an fd (inherited or received). The fd
+ * is duplicated; the caller keeps its own. The handle has no worker slot
+ * until wr_slot_claim() or wr_slot_enter(). Errors: -WR_EBADARENA,
+ * -WR_EVERSION, -WR_ESIZE (with a header that does not match), -errno. */
+WR_EXTERN int wr_arena_attach_fd(int fd, wr_arena **out);
+
+/* Attach as the worker the supervisor started: reads WARREN_ARENA_FD,
+ * WARREN_SLOT and WARREN_INCARNATION, attaches, enters that slot, arms
+ * PR_SET_PDEATHSIG(SIGKILL) and checks that the parent is still alive.
+ * Errors: -WR_ENOENV, those of wr_arena_attach_fd and wr_slot_enter,
+ * -ESRCH if the supervisor already died. */
+WR_EXTERN int wr_arena_attach_env(wr_arena **out);
+
+/* Release this process's caches (every thread's spans become adoptable) and
+ * unmap. Blocks this worker still owns stay owned until its slot is
+ * reclaimed. The handle is invalid afterwards. NULL is accepted. */
+WR_EXTERN void wr_arena_detach(wr_arena *a);
+
+WR_EXTERN int wr_arena_fd(const wr_arena *a);
+WR_EXTERN uint64_t wr_arena_size(const wr_arena *a);
+/* Pointer <-> offset. wr_ptr(a, 0) is NULL; wr_off(a, NULL) is 0. Offsets out
+ * of the mapping give NULL / 0. */
+WR_EXTERN void *wr_ptr(const wr_arena *a, wr_off_t off);
+WR_EXTERN wr_off_t wr_off(const wr_arena *a, const void *ptr);
+
+/* ---------------------------------------------------------------- slots */
+
+/* A worker is a slot plus an incarnation: each restart gets a new
+ * incarnation, so a reused slot or pid is never confused with the dead one.
+ * Every owned block, permit and lock is tagged with (slot, incarnation). */
+typedef uint32_t wr_tag;
+
+enum wr_slot_state {
+  WR_SLOT_FREE = 0,     /* unused */
+  WR_SLOT_RESERVED = 1, /* incarnation prepared by the supervisor, not yet entered */
+  WR_SLOT_LIVE = 2,     /* a process runs as this incarnation */
+  WR_SLOT_DEAD = 3,     /* its process died; reclaim pending */
+};
+
+typedef struct wr_slot_info {
+  uint32_t slot, incarnation, state;
+  int32_t pid;
+  wr_tag tag;
+} wr_slot_info;
+
+/* Supervisor side: start a new incarnation of `slot` (1..WR_MAX_SLOTS-1) for a
+ * process about to be spawned; the previous incarnation must have been
+ * reclaimed (state FREE or DEAD after wr_slot_release). *incarnation gets
+ * the new number to pass in WARREN_INCARNATION. Errors: -WR_EINVAL, -WR_EAGAIN
+ * (slot still LIVE). */
+WR_EXTERN int wr_slot_prepare(wr_arena *a, uint32_t slot, uint32_t *incarnation);
+
+/* Worker side: become (slot, incarnation) as prepared by the supervisor.
+ * Errors: -WR_EINVAL (not prepared with that incarnation). */
+WR_EXTERN int wr_slot_enter(wr_arena *a, uint32_t slot, uint32_t incarnation);
+
+/* For processes warren did not spawn (embedders, tests): take any free slot
+ * as a fresh incarnation. Errors: -WR_ENOSLOT. */
+WR_EXTERN int wr_slot_claim(wr_arena *a, uint32_t *slot);
+
+/* Mark a slot's process dead (the supervisor calls this from the exit
+ * status, before reclaiming). Idempotent. */
+WR_EXTERN int wr_slot_mark_dead(wr_arena *a, uint32_t slot, uint32_t incarnation);
+
+/* After everything of (slot, incarnation) was reclaimed: the slot is FREE
+ * again. Errors: -WR_EINVAL if that incarnation is not the slot's current. */
+WR_EXTERN int wr_slot_release(wr_arena *a, uint32_t slot, uint32_t incarnation);
+
+WR_EXTERN int wr_slot_info_get(const wr_arena *a, uint32_t slot, wr_slot_info *info);
+
+/* The tag of the worker this handle runs as (0 if it has no slot). */
+WR_EXTERN wr_tag wr_self_tag(const wr_arena *a);
+WR_EXTERN uint32_t wr_self_slot(const wr_arena *a);
+
+/* ---------------------------------------------------------------- heap */
+
+/* Allocate `size` bytes (16-byte aligned) owned by the calling worker.
+ * The block stays the worker's until it frees it, hands it to a channel or a
+ * name, or dies (then wr_heap_reclaim frees it). The fast path takes no lock
+ * and no atomic read-modify-write shared with another process.
+ * Errors: -WR_ENOMEM, -WR_EINVAL (size 0, no slot). Does not block (the page
+ * allocator takes a robust lock for a moment when a new span is needed). */
+WR_EXTERN int wr_alloc(wr_arena *a, size_t size, void **ptr);
+/* As wr_alloc, zero-filled, n * size checked for overflow (-WR_EINVAL). */
+WR_EXTERN int wr_calloc(wr_arena *a, size_t n, size_t size, void **ptr);
+/* Resize *ptr (NULL allocates). On success *ptr may move; on failure *ptr is
+ * untouched and still owned. Errors: those of wr_alloc and wr_free. */
+WR_EXTERN int wr_realloc(wr_arena *a, void **ptr, size_t size);
+/* Free a block this worker owns; any thread or process may free a block it
+ * owns, wherever it was allocated (cross-process frees are one atomic step).
+ * NULL is accepted. Errors: -WR_ENOTOWNER (double free, a block owned by
+ * someone else), -WR_EINVAL (not a block start: a foreign pointer). */
+WR_EXTERN int wr_free(wr_arena *a, void *ptr);
+/* Usable size of a block (>= the size asked for), or 0 if not a block. */
+WR_EXTERN size_t wr_block_size(const wr_arena *a, const void *ptr);
+
+/* Free everything (slot, incarnation) owned, return its spans to the page
+ * allocator or make them adoptable, and roll its half-done heap operations
+ * forward or back. Idempotent; safe while other workers keep allocating.
+ * Blocks the worker had handed to a channel or a name stay there. The
+ * worker must be dead (state DEAD), otherwise -WR_EAGAIN. */
+typedef struct wr_reclaim_report {
+  uint64_t blocks, bytes; /* freed blocks and their usable bytes */
+  uint64_t spans;         /* spans returned to the page allocator */
+  uint64_t orphaned;      /* spans left adoptable (they hold others' blocks) */
+} wr_reclaim_report;
+WR_EXTERN int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation,
+                              wr_reclaim_report *report);
+
+/* Exact usage from a scan of every block tag (O(heap); for checks and stats
+ * ticks, not hot paths). */
+typedef struct wr_heap_usage {
+  uint64_t blocks, bytes;             /* in use, by anyone */
+  uint64_t worker_bytes, lane_bytes, name_bytes;
+  uint64_t pending_bytes;             /* freed remotely, not yet collected */
+  uint64_t free_page_bytes;           /* pages not in any span */
+  uint64_t spans, orphan_spans;
+} wr_heap_usage;
+
+/* Verify the heap invariant: page map consistent; every block free, owned by
+ * a live worker incarnation, a bound name or an existing lane; counters agree.
+ * Returns 0 or -WR_ECORRUPT with the first reason written to why (if
+ * non-NULL). Fills *usage if non-NULL. Must not run concurrently with a
+ * reclaim of the same slot; may run while workers allocate (then a worker
+ * caught mid-operation can make it report a transient reason). */
+WR_EXTERN int wr_heap_check(wr_arena *a, wr_heap_usage *usage, char *why, size_t whylen);
+
+/* Bytes (usable size) owned by `tag`, from a scan. */
+WR_EXTERN uint64_t wr_heap_bytes_owned(wr_arena *a, wr_tag tag);
+
+/* Cheap counters kept in the arena. allocs/frees are flushed from per-thread
+ * counters when a thread refills a span and by wr_heap_flush(). */
+typedef struct wr_heap_stats {
+  uint64_t heap_bytes;              /* size of the page area */
+  uint64_t page_size, pages_total, pages_in_use, pages_hwm;
+  uint64_t allocs, frees;           /* all workers, as flushed */
+  uint64_t reclaims, reclaimed_blocks, reclaimed_bytes;
+} wr_heap_stats;
+WR_EXTERN int wr_heap_stats_get(const wr_arena *a, wr_heap_stats *st);
+/* Publish this thread's alloc/free counters to the arena. */
+WR_EXTERN void wr_heap_flush(wr_arena *a);
+
+/* ---------------------------------------------------------------- names */
+
+enum wr_kind {
+  WR_KIND_BLOCK = 1, /* a heap block, owned by the name (a root) */
+  WR_KIND_CHAN = 2,
+  WR_KIND_SEM = 3,
+  WR_KIND_MUTEX = 4,
+  WR_KIND_MVAR = 5,
+  WR_KIND_MAP = 6,
+  WR_KIND_ARRAY = 7,
+};
+
+/* Bind `name` to the heap block at `off`, which the caller owns: ownership
+ * moves to the name in the same atomic step, so the block survives its
+ * creator's death and is freed by wr_name_unbind. Errors: -WR_EEXIST,
+ * -WR_ENAMETOOLONG, -WR_ENOTOWNER, -WR_ENOMEM (directory full), -WR_EINVAL. */
+WR_EXTERN int wr_name_bind(wr_arena *a, const char *name, int kind, wr_off_t off);
+/* Find a name. *kind and *off may be NULL. Lock-free. Errors: -WR_ENOENT. */
+WR_EXTERN int wr_name_lookup(const wr_arena *a, const char *name, int *kind, wr_off_t *off);
+/* Unbind a name and free its block. Errors: -WR_ENOENT. */
+WR_EXTERN int wr_name_unbind(wr_arena *a, const char *name);
+/* Write a fresh, unused name "<prefix>.<n>" into buf (as the seeds'
+ * create_unique). Errors: -WR_ENAMETOOLONG. */
+WR_EXTERN int wr_name_unique(wr_arena *a, const char *prefix, char *buf, size_t len);
+
+/* ---------------------------------------------------------------- channels
+ * (lib/chan.c, issue 4.) A channel is a named group of SPSC lanes: one lane
+ * per (producer index, consumer index) pair. Records are bytes, plus an
+ * optional 64-bit key for key-hashed routing; nothing in a record is a
+ * pointer. Timeouts: timeout_ns < 0 waits forever, 0 tries once, > 0 waits
+ * at most that long (CLOCK_MONOTONIC). Waits are interruptible: a signal
+ * handler that calls wr_interrupt() makes them return -WR_EINTR. */
+
+typedef struct wr_chan wr_chan; /* process-local handle of one side */
+
+typedef struct wr_chan_opts {
+  uint32_t capacity;  /* slots per lane (rounded up to a power of two); > 0 */
+  uint32_t slot_size; /* bytes of inline payload per slot; >= 8 */
+  uint32_t producers; /* producer replicas (lanes = producers x consumers); 0 = 1 */
+  uint32_t consumers; /* consumer replicas; 0 = 1 */
+  uint32_t flags;     /* WR_CHAN_KEYED: route by key hash instead of round-robin */
+} wr_chan_opts;
+#define WR_CHAN_KEYED 1u
+
+enum wr_chan_role { WR_PRODUCER = 1, WR_CONSUMER = 2 };
+
+/* A received record, valid until wr_chan_release. */
+typedef struct wr_rec {
+  const void *data; /* inline payload or the zero-copy block */
+  uint32_t len;
+  uint32_t flags;   /* WR_REC_BLOCK: data is a heap block (wr_rec_take keeps it) */
+  uint64_t key;
+  uint64_t seq;     /* lane sequence number */
+  uint32_t lane;    /* internal: lane it came from */
+  uint32_t pad;
+} wr_rec;
+#define WR_REC_BLOCK 1u
+
+WR_EXTERN int wr_chan_create(wr_arena *a, const char *name, const wr_chan_opts *opts);
+WR_EXTERN int wr_chan_open(wr_arena *a, const char *name, int role, uint32_t index, wr_chan **out);
+WR_EXTERN void wr_chan_detach(wr_chan *c);
+WR_EXTERN int wr_chan_send(wr_chan *c, const void *data, size_t len, int64_t timeout_ns);
+WR_EXTERN int wr_chan_send_key(wr_chan *c, uint64_t key, const void *data, size_t len,
+                               int64_t timeout_ns);
+WR_EXTERN int wr_chan_send_block(wr_chan *c, void *block, size_t len, int64_t timeout_ns);
+WR_EXTERN int wr_chan_peek(wr_chan *c, wr_rec *rec, int64_t timeout_ns);
+WR_EXTERN int wr_chan_release(wr_chan *c, const wr_rec *rec);
+WR_EXTERN int wr_chan_recv(wr_chan *c, void *buf, size_t cap, int64_t timeout_ns);
+WR_EXTERN int wr_chan_close(wr_chan *c);
+WR_EXTERN int wr_chan_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation,
+                              uint64_t *redelivered);
+WR_EXTERN int wr_chan_check(wr_arena *a, char *why, size_t whylen);
+/* Make every wait of this process return -WR_EINTR once (async-signal-safe). */
+WR_EXTERN void wr_interrupt(void);
+
+/* ---------------------------------------------------------------- synchronisation
+ * (lib/sem.c, mutex.c, mvar.c, issue 5.) */
+WR_EXTERN int wr_sem_create(wr_arena *a, const char *name, uint32_t value);
+/* Return every permit, lock and MVar operation (slot, incarnation) held. */
+WR_EXTERN int wr_sync_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation,
+                              uint64_t *permits_returned);
+
+/* -------------------------------------------------------- fault injection */
+
+/* Names of the crash points compiled into this build (NULL-terminated), or a
+ * list holding only NULL when crash points are compiled out. A process whose
+ * environment has WARREN_CRASH_AT=name[:n] SIGKILLs itself the n-th time (1st
+ * by default) it passes that point; WARREN_CRASH_AT=name[:n]:exit uses
+ * _exit(86) instead. */
+WR_EXTERN const char *const *wr_crash_points(void);
+/* Re-read WARREN_CRASH_AT (tests set it in a forked child). */
+WR_EXTERN void wr_crash_rearm(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WARREN_H */

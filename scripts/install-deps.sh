@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install, with apt, the Debian packages warren needs that are missing.
+# Non-interactive; does nothing (and needs no root) when all are present.
+set -euo pipefail
+pkgs=(meson ninja-build pkg-config gcc libuv1-dev libcjson-dev libcmocka-dev python3)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing missing packages: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
