@@ -548,7 +548,7 @@ static int release_to(wr_chan *c, const wr_rec *rec, void **keep) {
     s->blocks--;
     /* lane -> us first: a crash from here until head moves leaves a
      * live-range block owned by us, which wr_chan_reclaim puts back */
-    if (wr__heap_transfer(a, off, lt, a->tag) != 0) continue; /* not the lane's: skip */
+    if (wr__heap_transfer(a, off, lt, a->tag) != 0) return -WR_ECORRUPT; /* not the lane's */
     WR_CRASH_POINT(CHAN_RELEASE_AFTER_TRANSFER);
     s->head = q + 1;
     atomic_store_explicit(&s->l->head, s->head, memory_order_release); /* pairs: has_room */
@@ -572,7 +572,6 @@ int wr_rec_take(wr_chan *c, const wr_rec *rec, void **block) {
   if (!block) return -WR_EINVAL;
   *block = NULL;
   int rc = release_to(c, rec, block);
-  if (rc == 0 && !*block) rc = -WR_ECORRUPT; /* its block was not the lane's */
   return rc;
 }
 
