@@ -29,9 +29,13 @@
  *
  * Blocking: one wait line (futex word `seq` + `waiters`) per producer index
  * and per consumer index in the descriptor, so a side with several lanes
- * sleeps on one word. Waiter: read seq, waiters++ (seq_cst), re-check,
- * futex_wait(seq). Waker: store index, seq_cst fence, if waiters: seq++,
- * futex_wake. The fence and the seq_cst RMW close the lost-wake-up window.
+ * sleeps on one word. A waiter first spins for an adaptive time budget
+ * (SPIN_MIN_NS..SPIN_MAX_NS: doubled when spinning succeeded, halved when
+ * it had to sleep), then: read seq, waiters++ (seq_cst), heavy fence,
+ * re-check, futex_wait(seq). Waker: store index, light fence, if waiters:
+ * seq++, futex_wake. The fence pair (futex.c: a membarrier-backed
+ * asymmetric fence, or two seq_cst fences) closes the lost-wake-up window
+ * without a full fence on the publish path.
  */
 #include "internal.h"
 
@@ -44,8 +48,8 @@
 #define LANE_MAGIC 0x454e414c52525731ull /* "1WRRLANE" */
 #define MAX_SLOT_SIZE (1u << 20)
 #define MAX_CAPACITY (1u << 30)
-#define SPIN_MIN 16u
-#define SPIN_MAX 4096u
+#define SPIN_MIN_NS 4000
+#define SPIN_MAX_NS 64000
 #define SIDE_PRODUCER 1u /* bits of `closed`: who closed the lane */
 #define SIDE_CONSUMER 2u
 
@@ -124,7 +128,8 @@ struct wr_chan {
   struct wr__chan *ch;
   int role;
   uint32_t index, n, rr, keyed;
-  uint32_t cap, stride, slot_size, spin;
+  uint32_t cap, stride, slot_size;
+  int64_t spin_ns; /* adaptive spin budget before sleeping */
   struct wr__wait *self;
   struct lside ls[];
 };
@@ -208,12 +213,13 @@ static inline uint64_t key_hash(uint64_t x) {
   return x;
 }
 
-/* Wake the sleepers of w, if any. The seq_cst fence orders the caller's
+/* Wake the sleepers of w, if any. The light fence orders the caller's
  * publishing store (tail or head) before the load of waiters; it pairs with
- * the seq_cst fetch_add of waiters in block(): either the waiter's re-check
- * sees the new index, or we see its waiters count and bump seq. */
+ * the heavy fence after the fetch_add of waiters in block(): either the
+ * waiter's re-check sees the new index, or we see its waiters count and
+ * bump seq (then its futex_wait sees seq changed, or is woken). */
 static inline void wake(struct wr__wait *w) {
-  atomic_thread_fence(memory_order_seq_cst);
+  wr__fence_light();
   if (atomic_load_explicit(&w->waiters, memory_order_relaxed)) {
     atomic_fetch_add(&w->seq, 1);
     wr__futex_wake(&w->seq, INT_MAX);
@@ -252,20 +258,23 @@ static int block(wr_chan *c, ready_fn ready, uint64_t arg, int64_t timeout_ns) {
     dl.tv_nsec = end % 1000000000ll;
     dlp = &dl;
   }
-  for (uint32_t i = 0; i < c->spin; i++) {
+  int64_t spin_end = wr__now_ns() + c->spin_ns;
+  for (uint32_t i = 1;; i++) {
     cpu_relax();
     int r = ready(c, arg);
     if (r) {
-      if (c->spin < SPIN_MAX) c->spin *= 2;
+      if (c->spin_ns < SPIN_MAX_NS) c->spin_ns *= 2;
       return r > 0 ? 0 : r;
     }
+    if (i % 64 == 0 && wr__now_ns() >= spin_end) break;
   }
-  if (c->spin > SPIN_MIN) c->spin /= 2;
+  if (c->spin_ns > SPIN_MIN_NS) c->spin_ns /= 2;
   struct wr__wait *w = c->self;
   for (;;) {
     if (wr__intr_since(tok)) return -WR_EINTR;
     uint32_t v = atomic_load(&w->seq);
-    atomic_fetch_add(&w->waiters, 1); /* seq_cst: pairs with the fence in wake() */
+    atomic_fetch_add(&w->waiters, 1);
+    wr__fence_heavy(); /* pairs with the light fence in wake() */
     int r = ready(c, arg);
     if (r) {
       atomic_fetch_sub(&w->waiters, 1);
@@ -632,6 +641,7 @@ int wr_chan_open(wr_arena *a, const char *name, int role, uint32_t index, wr_cha
   bool prod = role == WR_PRODUCER;
   if (index >= (prod ? ch->producers : ch->consumers)) return -WR_EINVAL;
   wr__lane_owns_hook = lane_owns;
+  wr__fence_register();
   uint32_t n = prod ? ch->consumers : ch->producers;
   wr_chan *c = calloc(1, sizeof *c + n * sizeof(struct lside));
   if (!c) return -ENOMEM;
@@ -644,7 +654,7 @@ int wr_chan_open(wr_arena *a, const char *name, int role, uint32_t index, wr_cha
   c->cap = ch->capacity;
   c->stride = ch->stride;
   c->slot_size = ch->slot_size;
-  c->spin = 256;
+  c->spin_ns = 16000;
   c->self = wait_line(ch, prod ? index : ch->producers + index);
   uint32_t *lt = lane_table(ch);
   uint32_t k;
