@@ -275,6 +275,9 @@ static bool lane_owns(const wr_arena *a, uint32_t j, wr_off_t off);
 
 typedef int (*ready_fn)(wr_chan *c, uint64_t arg);
 
+uint64_t wr__chan_late_wakeups;
+int64_t wr__chan_spin_ns = -1; /* >= 0: fixed spin budget (tests: 0 = sleep at once) */
+
 /* Wait until ready() returns nonzero (> 0: go on; < 0: that error), with an
  * adaptive spin first, then futex sleeps on this side's wait line. */
 static int block(wr_chan *c, ready_fn ready, uint64_t arg, int64_t timeout_ns) {
@@ -288,8 +291,9 @@ static int block(wr_chan *c, ready_fn ready, uint64_t arg, int64_t timeout_ns) {
     dl.tv_nsec = end % 1000000000ll;
     dlp = &dl;
   }
-  int64_t spin_end = wr__now_ns() + c->spin_ns;
-  for (uint32_t i = 1;; i++) {
+  int64_t budget = wr__chan_spin_ns >= 0 ? wr__chan_spin_ns : c->spin_ns;
+  int64_t spin_end = wr__now_ns() + budget;
+  for (uint32_t i = 1; budget; i++) {
     cpu_relax();
     int r = ready(c, arg);
     if (r) {
@@ -316,6 +320,7 @@ static int block(wr_chan *c, ready_fn ready, uint64_t arg, int64_t timeout_ns) {
       r = ready(c, arg);
       return r > 0 ? 0 : r < 0 ? r : -WR_ETIMEDOUT;
     }
+    if (rc == 1 && ready(c, arg)) wr__chan_late_wakeups++;
   }
 }
 
