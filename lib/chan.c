@@ -1006,6 +1006,27 @@ static bool lane_owns(const wr_arena *a, uint32_t j, wr_off_t off) {
 int wr_chan_check(wr_arena *a, char *why, size_t whylen) {
   wr__lane_owns_hook = lane_owns;
   if (why && whylen) why[0] = 0;
+  /* every channel's lane table names registered lanes that point back */
+  for (uint32_t e = 0; e < WR__DIR_ENTRIES; e++) {
+    const struct wr__dir_entry *d = &a->dir[e];
+    /* pairs with the release store of BOUND in wr_name_bind */
+    if (atomic_load_explicit(&d->state, memory_order_acquire) != WR__DIR_BOUND ||
+        d->kind != WR_KIND_CHAN)
+      continue;
+    char name[WR_NAME_MAX];
+    memcpy(name, d->name, sizeof name);
+    name[WR_NAME_MAX - 1] = 0;
+    struct wr__chan *ch;
+    uint64_t doff;
+    if (chan_get(a, name, &ch, &doff)) FAIL("channel '%s': bad descriptor", name);
+    uint32_t *lt = lane_table(ch);
+    for (uint32_t i = 0; i < ch->nlanes; i++) {
+      struct wr__lane *l = lane_get(a, lt[i]);
+      if (!l || l->chan_off != doff || l->producer != i / ch->consumers ||
+          l->consumer != i % ch->consumers || l->capacity != ch->capacity)
+        FAIL("channel '%s': lane %u (table entry %u) missing or not its own", name, i, lt[i]);
+    }
+  }
   for (uint32_t j = 0; j < WR__MAX_LANES; j++) {
     if (!atomic_load(&a->lanes[j])) continue;
     struct wr__lane *l = lane_get(a, j);
