@@ -127,6 +127,7 @@ struct lside {
   uint64_t other; /* cached index of the other side */
   uint64_t bytes, hwm;
   uint32_t idx;    /* lane-table index */
+  uint32_t mask;   /* capacity - 1 */
   uint32_t blocks; /* consumer: block records peeked and not released */
   struct wr__wait *peer;
 };
@@ -153,7 +154,7 @@ static inline void cpu_relax(void) {
 }
 
 static inline struct wr__rslot *slot_at(const struct lside *s, uint32_t stride, uint64_t seq) {
-  return (struct wr__rslot *)(s->ring + (seq & s->l->mask) * stride);
+  return (struct wr__rslot *)(s->ring + (seq & s->mask) * stride);
 }
 
 static inline bool stamped(const struct wr__rslot *r, uint64_t seq) {
@@ -558,9 +559,13 @@ int wr_chan_peek_batch(wr_chan *c, wr_rec *recs, size_t max, int64_t timeout_ns)
         return peek_from(c, k, recs, max);
       }
     }
-    int rc = cons_ready(c, 0);
-    if (rc < 0) return rc;
-    if (rc > 0) continue;
+    uint32_t closed = 0; /* all closed: drained (EOF) or a last record came */
+    for (uint32_t k = 0; k < c->n; k++) closed += lane_closed(&c->ls[k]);
+    int rc;
+    if (closed == c->n && (rc = cons_ready(c, 0)) != 0) {
+      if (rc < 0) return rc;
+      continue;
+    }
     struct wr__lane *l = c->ls[c->rr].l;
     uint64_t ew = atomic_load_explicit(&l->empty_waits, memory_order_relaxed);
     atomic_store_explicit(&l->empty_waits, ew + 1, memory_order_relaxed);
@@ -708,6 +713,7 @@ int wr_chan_open(wr_arena *a, const char *name, int role, uint32_t index, wr_cha
     s->l = l;
     s->ring = (uint8_t *)l + l->ring_off;
     s->idx = lt[i];
+    s->mask = l->mask;
     if (prod) {
       s->pos = atomic_load(&l->tail);
       s->other = atomic_load(&l->head);
@@ -858,7 +864,7 @@ static void destroy_lanes(wr_arena *a, struct wr__chan *ch, uint64_t doff) {
     struct wr__lane *l = lane_get(a, j);
     if (!l || l->chan_off != doff) continue;
     uint64_t h = atomic_load(&l->head), t = live_end(l, h);
-    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
+    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off, .mask = l->mask};
     for (uint64_t q = h; q < t; q++) {
       const struct wr__rslot *r = slot_at(&s, l->stride, q);
       if (REC_IS_BLOCK(r)) wr__heap_free_as(a, rslot_block(r), wr__tag_lane(j));
@@ -913,7 +919,7 @@ static void intent_recover(wr_arena *a, struct wr__intent *in, uint32_t op, wr_t
     uint64_t h = atomic_load(&l->head), t = live_end(l, h);
     if (t != in->arg || t - h >= l->capacity) break; /* stamped already, or no room */
     if (wr__heap_owner(a, in->arg2) != wr__tag_lane(j)) break;
-    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
+    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off, .mask = l->mask};
     struct wr__rslot *r = slot_at(&s, l->stride, t);
     if (!REC_IS_BLOCK(r) || rslot_block(r) != in->arg2) break;
     stamp(r, t);
@@ -949,7 +955,7 @@ int wr_chan_reclaim(wr_arena *a, uint32_t slot, uint32_t inc, uint64_t *redelive
     if (!l) continue;
     if (atomic_load(&l->cons_tag) == T) {
       uint64_t h = atomic_load(&l->head), t = live_end(l, h);
-      struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
+      struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off, .mask = l->mask};
       /* a block it was releasing: give it back to the lane (redelivered) */
       for (uint64_t q = h; q < t; q++) {
         const struct wr__rslot *r = slot_at(&s, l->stride, q);
@@ -989,7 +995,7 @@ static bool lane_owns(const wr_arena *a, uint32_t j, wr_off_t off) {
   struct wr__lane *l = lane_get(a, j);
   if (!l) return false;
   uint64_t h = atomic_load(&l->head), t = live_end(l, h);
-  struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
+  struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off, .mask = l->mask};
   for (uint64_t q = h; q < t; q++) {
     const struct wr__rslot *r = slot_at(&s, l->stride, q);
     if (REC_IS_BLOCK(r) && rslot_block(r) == off) return true;
@@ -1039,7 +1045,7 @@ int wr_chan_check(wr_arena *a, char *why, size_t whylen) {
     if (t - h > l->capacity) FAIL("lane %u: depth %llu over capacity %u", j,
                                   (unsigned long long)(t - h), l->capacity);
     wr_tag ct = atomic_load(&l->cons_tag);
-    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
+    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off, .mask = l->mask};
     for (uint64_t q = h; q < t; q++) {
       const struct wr__rslot *r = slot_at(&s, l->stride, q);
       if (!REC_IS_BLOCK(r)) {
