@@ -276,7 +276,7 @@ static bool lane_owns(const wr_arena *a, uint32_t j, wr_off_t off);
 
 typedef int (*ready_fn)(wr_chan *c, uint64_t arg);
 
-uint64_t wr__chan_late_wakeups;
+_Atomic uint64_t wr__chan_late_wakeups;
 int64_t wr__chan_spin_ns = -1; /* >= 0: fixed spin budget (tests: 0 = sleep at once) */
 
 /* Wait until ready() returns nonzero (> 0: go on; < 0: that error), with an
@@ -321,7 +321,8 @@ static int block(wr_chan *c, ready_fn ready, uint64_t arg, int64_t timeout_ns) {
       r = ready(c, arg);
       return r > 0 ? 0 : r < 0 ? r : -WR_ETIMEDOUT;
     }
-    if (rc == 1 && ready(c, arg)) wr__chan_late_wakeups++;
+    if (rc == 1 && ready(c, arg))
+      atomic_fetch_add_explicit(&wr__chan_late_wakeups, 1, memory_order_relaxed);
   }
 }
 
@@ -630,6 +631,7 @@ int wr_chan_recv(wr_chan *c, void *buf, size_t cap, int64_t timeout_ns) {
     struct lside *s = &c->ls[rec.lane]; /* un-peek: it stays first */
     s->pos--;
     if (rec.flags) s->blocks--;
+    atomic_store_explicit(&s->l->peek_hi, s->pos, memory_order_relaxed);
     return -WR_EMSGSIZE;
   }
   memcpy(buf, rec.data, rec.len);
@@ -883,6 +885,7 @@ int wr_chan_destroy(wr_arena *a, const char *name) {
   if (!a->tag) return -WR_EINVAL;
   intent_set(a, WR__OP_CHAN_DESTROY, doff, wr__heap_owner(a, doff), 0);
   destroy_lanes(a, ch, doff);
+  WR_CRASH_POINT(CHAN_DESTROY_MID);
   rc = wr_name_unbind(a, name);
   intent_clear(a);
   return rc;

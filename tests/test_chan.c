@@ -426,7 +426,7 @@ static int stream_producer(wr_arena *a, void *argp) {
   }
   res->sent[g->index] = g->n;
   res->sent_sum[g->index] = sum;
-  atomic_fetch_add(&res->late_wakeups, wr__chan_late_wakeups);
+  atomic_fetch_add(&res->late_wakeups, atomic_load(&wr__chan_late_wakeups));
   wr_chan_close(p);
   wr_chan_detach(p);
   return 0;
@@ -470,7 +470,7 @@ static int stream_consumer(wr_arena *a, void *argp) {
   }
   res->recv[g->index] = n;
   res->recv_sum[g->index] = sum;
-  atomic_fetch_add(&res->late_wakeups, wr__chan_late_wakeups);
+  atomic_fetch_add(&res->late_wakeups, atomic_load(&wr__chan_late_wakeups));
   wr_chan_detach(c);
   return 0;
 }
