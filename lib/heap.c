@@ -227,6 +227,8 @@ static int64_t span_new(wr_arena *a, uint32_t n, uint32_t state, uint32_t cls, w
 
 /* ------------------------------------------------------------ thread caches */
 
+#define RETIRED 32
+
 struct wr__tcache {
   wr_arena *a;
   uint32_t gen; /* handle generation; a mismatch means the handle is gone */
@@ -234,6 +236,12 @@ struct wr__tcache {
   uint64_t id;
   uint32_t cur[NCLS];   /* current span per class: page index + 1 */
   uint32_t avail[NCLS]; /* owned spans with free blocks: page index + 1 */
+  /* Spans retired full from cur (page index + 1), most recent RETIRED of
+   * each class: blocks others free into them (a zero-copy receiver) only
+   * mark them PENDING, which no local list records; refill looks here
+   * before carving a new span. */
+  uint32_t retired[NCLS][RETIRED];
+  uint32_t retired_pos[NCLS];
   uint64_t allocs, frees;
 };
 
@@ -364,6 +372,7 @@ static void cache_release(struct wr__tcache *c) {
     span_orphan(a, p);
   }
   memset(c->cur, 0, sizeof c->cur);
+  memset(c->retired, 0, sizeof c->retired);
   memset(c->avail, 0, sizeof c->avail);
 }
 
@@ -476,6 +485,7 @@ static int64_t refill(struct wr__tcache *c, uint32_t cls) {
     if (atomic_load_explicit(&s->pending, memory_order_relaxed) >= s->nblocks / 8 + 1 &&
         span_collect(a, p))
       return p;
+    c->retired[cls][c->retired_pos[cls]++ % RETIRED] = p + 1;
   }
   while (c->avail[cls]) {
     uint32_t p = c->avail[cls] - 1;
@@ -484,6 +494,21 @@ static int64_t refill(struct wr__tcache *c, uint32_t cls) {
     if (s->free_head || s->carved < s->nblocks || span_collect(a, p)) {
       c->cur[cls] = p + 1;
       return p;
+    }
+  }
+  for (uint32_t i = 0; i < RETIRED; i++) {
+    uint32_t q = c->retired[cls][i];
+    if (!q--) continue;
+    struct wr__span *s = &a->spans[q];
+    /* still ours (not orphaned, released or adopted since), same class */
+    if (atomic_load_explicit(&s->state, memory_order_acquire) != WR__SPAN_SMALL ||
+        s->cls != cls || atomic_load_explicit(&s->cache, memory_order_relaxed) != c->id ||
+        !atomic_load_explicit(&s->pending, memory_order_relaxed))
+      continue;
+    if (span_collect(a, q)) {
+      c->retired[cls][i] = 0;
+      c->cur[cls] = q + 1;
+      return q;
     }
   }
   int64_t p = span_adopt(c, cls);
