@@ -397,7 +397,8 @@ static int pick_lane(wr_chan *c, bool keyed, uint64_t key, int64_t timeout_ns) {
   }
 }
 
-/* Make every record written up to s->pos visible: the commit of a send. */
+/* After the stamps of a send: store the published count, update the
+ * producer counters and wake the consumer if it sleeps. */
 static inline void publish(wr_chan *c, struct lside *s) {
   WR_CRASH_POINT(CHAN_SEND_BEFORE_PUBLISH);
   struct wr__lane *l = s->l;
