@@ -459,6 +459,8 @@ static int64_t span_adopt(struct wr__tcache *c, uint32_t cls) {
     s->in_avail = 0;
     atomic_store(&s->live, live);
     atomic_store(&s->pending, 0);
+    /* Nobody holds a block here any more: reclaim may skip its tags again. */
+    if (live == 0) atomic_store(&s->shared, 0);
     if (s->free_head) return p;
     avail_push(c, p); /* full: keep it owned; frees will land here */
     avail_remove(c, p);
@@ -631,7 +633,9 @@ int wr_realloc(wr_arena *a, void **ptr, size_t size) {
   size_t have = wr_block_size(a, *ptr);
   if (!have) return -WR_EINVAL;
   if (wr__heap_owner(a, wr_off(a, *ptr)) != wr_self_tag(a)) return -WR_ENOTOWNER;
-  if (size <= have && (size > SMALL_MAX || size_class(size) == size_class(have))) return 0;
+  if (size <= have) {
+    if (have > SMALL_MAX ? size > SMALL_MAX : size_class(size) == size_class(have)) return 0;
+  }
   void *n;
   int rc = wr_alloc(a, size, &n);
   if (rc) return rc;

@@ -284,7 +284,6 @@ extern bool (*wr__lane_owns_hook)(const wr_arena *a, uint32_t lane, wr_off_t off
   XX(HEAP_REMOTE_FREE_AFTER_TAG, "heap.remote_free.after_tag")         \
   XX(HEAP_SPAN_AFTER_HEAD, "heap.span.after_head")                     \
   XX(HEAP_SPAN_AFTER_CONT, "heap.span.after_cont")                     \
-  XX(HEAP_SPAN_AFTER_INIT, "heap.span.after_init")                     \
   XX(HEAP_ADOPT_AFTER_CAS, "heap.adopt.after_cas")                     \
   XX(HEAP_COLLECT_MID, "heap.collect.mid")                             \
   XX(HEAP_LARGE_AFTER_TAG, "heap.large.after_tag")                     \
