@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,8 +23,9 @@ typedef int (*worker_fn)(wr_arena *a, void *arg);
  * crash_at is non-NULL the child arms that crash point first. */
 static inline pid_t worker_fork(wr_arena *a, uint32_t slot, uint32_t *inc, const char *crash_at,
                                 worker_fn fn, void *arg) {
-  if (wr_slot_prepare(a, slot, inc) != 0) return -1;
+  if (wr_slot_prepare(a, slot, inc) != 0) fail_msg("slot %u is not free", slot);
   pid_t pid = fork();
+  if (pid < 0) fail_msg("fork: %s", strerror(errno));
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test must not leave workers behind */
     if (crash_at) {
