@@ -366,9 +366,9 @@ static void test_zero_copy(void **state) {
 
 /* Zero-copy of small blocks: the consumer frees each block remotely (into
  * the producer's spans). The producer must reuse those blocks, not carve
- * new spans until the arena is full (heap.c fix: retired spans are
- * collected on refill). 20000 x 8 KiB = 160 MiB through a 16 MiB arena,
- * with at most 16 records in flight: the heap must stay small. */
+ * new spans until the arena is full (it did before heap.c's remote_frees
+ * sweep: high-water 250 of 250 pages). 20000 x 8 KiB = 160 MiB through a
+ * 16 MiB arena, at most 16 records in flight: the heap must stay small. */
 #define SMALL_N 20000
 
 static int small_producer(wr_arena *a, void *arg) {
