@@ -1,0 +1,121 @@
+/*
+ * warren-test-worker: the worker the supervisor tests start.
+ *
+ *   warren-test-worker MODE [ARGS]
+ *   ready                 attach, announce ready, run until SIGTERM (exit 0)
+ *   plain                 no library: run until SIGTERM (exit 0)
+ *   exit CODE [MS]        no library: exit with CODE after MS milliseconds
+ *   alloc-crash BYTES MARKER
+ *                         attach, allocate BYTES in 1 KiB blocks, ready; the
+ *                         first incarnation (MARKER absent: it creates it)
+ *                         then SIGKILLs itself; later ones run until SIGTERM
+ *   fork-child PIDFILE    attach, fork a child that sleeps (its pid goes to
+ *                         PIDFILE), ready, run until SIGTERM
+ *   ignore-term           attach, ready, ignore SIGTERM forever
+ *   say TEXT              print TEXT on stdout and stderr, ready, run until SIGTERM
+ */
+#include "warren.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t g_term;
+static void on_term(int sig) { g_term = 1; }
+
+static wr_worker *attach(void) {
+  wr_worker *w;
+  int rc = wr_worker_attach(&w);
+  if (rc) {
+    fprintf(stderr, "attach: %s\n", wr_strerror(rc));
+    exit(3);
+  }
+  return w;
+}
+
+static void ready(wr_worker *w) {
+  int rc = wr_worker_ready(w);
+  if (rc) fprintf(stderr, "ready: %s\n", wr_strerror(rc));
+}
+
+static int wait_term(wr_worker *w) {
+  while (!g_term) pause();
+  wr_worker_detach(w);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct sigaction sa = {.sa_handler = on_term};
+  sigaction(SIGTERM, &sa, NULL);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  const char *mode = argc > 1 ? argv[1] : "";
+  if (strcmp(mode, "plain") == 0) {
+    while (!g_term) pause();
+    return 0;
+  }
+  if (strcmp(mode, "exit") == 0 && argc > 2) {
+    if (argc > 3) {
+      long ms = atol(argv[3]);
+      struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+      nanosleep(&ts, NULL);
+    }
+    return atoi(argv[2]);
+  }
+  if (strcmp(mode, "ready") == 0) {
+    wr_worker *w = attach();
+    ready(w);
+    return wait_term(w);
+  }
+  if (strcmp(mode, "say") == 0 && argc > 2) {
+    wr_worker *w = attach();
+    printf("%s\n", argv[2]);
+    fprintf(stderr, "%s\n", argv[2]);
+    ready(w);
+    return wait_term(w);
+  }
+  if (strcmp(mode, "alloc-crash") == 0 && argc > 3) {
+    wr_worker *w = attach();
+    wr_arena *a = wr_worker_arena(w);
+    int first = open(argv[3], O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (first >= 0) {
+      close(first);
+      long bytes = atol(argv[2]);
+      for (long done = 0; done < bytes; done += 1024) {
+        void *p;
+        if (wr_alloc(a, 1024, &p)) return 4;
+        memset(p, 0xab, 1024);
+      }
+      wr_heap_flush(a);
+      ready(w);
+      printf("allocated %ld bytes; crashing\n", bytes);
+      raise(SIGKILL);
+    }
+    ready(w);
+    return wait_term(w);
+  }
+  if (strcmp(mode, "fork-child") == 0 && argc > 2) {
+    wr_worker *w = attach();
+    pid_t c = fork();
+    if (c == 0) {
+      for (;;) pause();
+    }
+    FILE *f = fopen(argv[2], "w");
+    fprintf(f, "%d\n", (int)c);
+    fclose(f);
+    ready(w);
+    return wait_term(w);
+  }
+  if (strcmp(mode, "ignore-term") == 0) {
+    signal(SIGTERM, SIG_IGN);
+    wr_worker *w = attach();
+    ready(w);
+    for (;;) pause();
+  }
+  fprintf(stderr, "usage: warren-test-worker ready|plain|exit|alloc-crash|fork-child|"
+                  "ignore-term|say ...\n");
+  return 2;
+}
