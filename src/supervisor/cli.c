@@ -128,7 +128,7 @@ static int client(const char *cmd, const char *worker, const char *name, const c
   int err = 0;
   cJSON *r = ctl_request(path, req, &err);
   if (!r) {
-    fprintf(stderr, "warren: %s: %s\n", path, wr_strerror(err));
+    fprintf(stderr, "warren: %s: %s\n", path, strerror(-err));
     return SUP_EXIT_FAIL;
   }
   int code = SUP_EXIT_OK;
