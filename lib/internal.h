@@ -30,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
@@ -129,6 +130,9 @@ enum wr__intent_op {
   WR__OP_REALLOC = 1, /* obj = old block, arg = new block */
   WR__OP_BIND = 2,    /* obj = block, arg = directory entry */
   WR__OP_CHAN_FIRST = 16, /* 16..31: channel module */
+  WR__OP_CHAN_CREATE = 16,     /* obj = channel descriptor block (chan.c) */
+  WR__OP_CHAN_SEND_BLOCK = 17, /* obj = lane index, arg = seq, arg2 = block */
+  WR__OP_CHAN_DESTROY = 18,    /* obj = channel descriptor, arg = directory entry */
   WR__OP_SYNC_FIRST = 32, /* 32..47: semaphores, mutexes, MVars */
 };
 
@@ -273,6 +277,19 @@ bool wr__dir_entry_owns(const wr_arena *a, uint32_t e, wr_off_t off);
  * range with a lane present is accepted). */
 extern bool (*wr__lane_owns_hook)(const wr_arena *a, uint32_t lane, wr_off_t off);
 
+/* futex.c: shared futexes (never FUTEX_PRIVATE_FLAG). wait sleeps while
+ * *word == expect, at most until abs_deadline (CLOCK_MONOTONIC; NULL =
+ * none) and at most one bounded slice: it returns 0 when woken, when the
+ * word differed or when the slice ended (the caller re-checks its condition
+ * and wr__intr_since), -ETIMEDOUT at the deadline, -EINTR on a signal. */
+int wr__futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *abs_deadline);
+int wr__futex_wake(_Atomic uint32_t *word, int n); /* returns waiters woken */
+int64_t wr__now_ns(void);                           /* CLOCK_MONOTONIC */
+/* Interrupts (wr_interrupt): take a token when a wait starts, then ask
+ * whether an interrupt arrived since (the wait returns -WR_EINTR). */
+uint32_t wr__intr_begin(void);
+bool wr__intr_since(uint32_t token);
+
 /* ------------------------------------------------------------ crash points
  * Every multi-step shared operation names the points between its steps.
  * The list is here, once; WR_CRASH_POINT(ID) compiles to nothing unless
@@ -295,7 +312,17 @@ extern bool (*wr__lane_owns_hook)(const wr_arena *a, uint32_t lane, wr_off_t off
   XX(HEAP_RELEASE_AFTER_ORPHAN, "heap.release.after_orphan")           \
   XX(NAME_BIND_AFTER_BUSY, "name.bind.after_busy")                     \
   XX(NAME_BIND_AFTER_TRANSFER, "name.bind.after_transfer")             \
-  XX(NAME_UNBIND_AFTER_FREE, "name.unbind.after_free")
+  XX(NAME_UNBIND_AFTER_FREE, "name.unbind.after_free")               \
+  XX(CHAN_CREATE_AFTER_LANES, "chan.create.after_lanes")             \
+  XX(CHAN_SEND_AFTER_COPY, "chan.send.after_copy")                   \
+  XX(CHAN_SEND_AFTER_TRANSFER, "chan.send.after_transfer")           \
+  XX(CHAN_SEND_BEFORE_PUBLISH, "chan.send.before_publish")           \
+  XX(CHAN_SEND_AFTER_PUBLISH, "chan.send.after_publish")             \
+  XX(CHAN_PEEK_AFTER_MARK, "chan.peek.after_mark")                   \
+  XX(CHAN_RELEASE_AFTER_TRANSFER, "chan.release.after_transfer")     \
+  XX(CHAN_RELEASE_AFTER_HEAD, "chan.release.after_head")             \
+  XX(CHAN_RELEASE_AFTER_FREE, "chan.release.after_free")             \
+  XX(CHAN_RECLAIM_MID, "chan.reclaim.mid")
 
 enum wr__crash_id {
   WR__CRASH_NONE = 0,

@@ -1,0 +1,78 @@
+/*
+ * futex.c: the futex wait/wake helpers every blocking module shares
+ * (channels, semaphores, mutexes), and the process-wide interrupt flag.
+ *
+ * Futexes here are always shared (never FUTEX_PRIVATE_FLAG: the words live in
+ * a mapping other processes see at other addresses). Waits use
+ * FUTEX_WAIT_BITSET, whose timeout is an absolute CLOCK_MONOTONIC time, so a
+ * loop that re-waits after a spurious wake-up never stretches its deadline.
+ * Waits sleep at most WR__WAIT_SLICE_NS at a time and re-check the interrupt
+ * flag in between: a signal handler only sets the flag (wr_interrupt), and a
+ * handler installed with SA_RESTART would not break the futex call itself.
+ */
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WR__WAIT_SLICE_NS 20000000ll /* 20 ms */
+
+static _Atomic uint32_t intr_gen;     /* bumped by each wr_interrupt */
+static _Atomic uint32_t intr_pending; /* set by wr_interrupt, taken by one wait */
+
+void wr_interrupt(void) {
+  /* Lock-free atomics only: async-signal-safe. */
+  atomic_fetch_add(&intr_gen, 1);
+  atomic_store(&intr_pending, 1);
+}
+
+uint32_t wr__intr_begin(void) {
+  if (atomic_load_explicit(&intr_pending, memory_order_relaxed) &&
+      atomic_exchange(&intr_pending, 0))
+    return UINT32_MAX; /* an interrupt came before this wait: deliver it now */
+  return atomic_load(&intr_gen) & 0x7fffffffu;
+}
+
+bool wr__intr_since(uint32_t gen) {
+  if (gen == UINT32_MAX) return true;
+  if ((atomic_load(&intr_gen) & 0x7fffffffu) == gen) return false;
+  atomic_store(&intr_pending, 0);
+  return true;
+}
+
+int64_t wr__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+int wr__futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *abs_deadline) {
+  struct timespec slice;
+  int64_t now = wr__now_ns(), end = now + WR__WAIT_SLICE_NS;
+  bool final = false;
+  if (abs_deadline) {
+    int64_t d = (int64_t)abs_deadline->tv_sec * 1000000000ll + abs_deadline->tv_nsec;
+    if (d <= now) return -ETIMEDOUT;
+    if (d <= end) {
+      end = d;
+      final = true;
+    }
+  }
+  slice.tv_sec = end / 1000000000ll;
+  slice.tv_nsec = end % 1000000000ll;
+  long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, expect, &slice, NULL,
+                    FUTEX_BITSET_MATCH_ANY);
+  if (rc == 0) return 0;
+  int e = errno;
+  if (e == ETIMEDOUT) return final ? -ETIMEDOUT : 0; /* a slice ended: caller re-checks */
+  if (e == EAGAIN || e == EINTR) return e == EINTR ? -EINTR : 0;
+  return -e;
+}
+
+int wr__futex_wake(_Atomic uint32_t *word, int n) {
+  long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
+  return rc < 0 ? -errno : (int)rc;
+}
