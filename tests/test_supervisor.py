@@ -361,6 +361,31 @@ def case_peer_uid():
     r.stop()
 
 
+def case_pipeline_drain():
+    r = Run("pipeline.json")
+    r.all_ready()
+    r.wait(lambda: [e for e in r.evs("channel.stats", channel="nums") if e["received"] > 200],
+           "records flowing (channel.stats)")
+    rc, st = r.status("stats")
+    check(st["channels"] and st["channels"][0]["channel"] == "nums", "stats: %s" % st)
+    r.stop()
+    # the source was stopped first; the sink drained and ended on its own
+    to = [(e["worker"], e["to"]) for e in r.evs("worker.state")]
+    check(("source", "stopping") in to, "source was not stopped: %s" % to)
+    check(("sink", "stopping") not in to and ("sink", "exited") in to,
+          "sink did not finish by itself: %s" % to)
+    check(r.evs("worker.exit", worker="sink", code=0), "sink: %s" % r.evs("worker.exit"))
+    with open(os.path.join(r.dir, "produced.0")) as f:
+        produced = int(f.read())
+    with open(os.path.join(r.dir, "consumed.0")) as f:
+        consumed = int(f.read())
+    check(produced > 0 and produced == consumed, "produced %d, consumed %d" % (produced, consumed))
+    last = r.evs("channel.stats", channel="nums")[-1]
+    check(last["closed"] and last["depth"] == 0 and last["received"] == produced, "%s" % last)
+    heap = r.evs("heap.stats")[-1]
+    check(heap["check"] == "ok" and heap["worker_bytes"] == 0, "heap %s" % heap)
+
+
 def case_text_log():
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(WORKER) + ":" + env.get("PATH", "")

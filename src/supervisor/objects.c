@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 int objects_build(struct sup *s) {
@@ -61,14 +62,8 @@ int objects_build(struct sup *s) {
 void objects_close_outputs(struct sup *s, struct inst *in) {
 #ifdef WR_HAVE_CHAN
   const struct cfg_worker *w = &s->cfg->workers[in->w];
-  for (int k = 0; k < w->nout; k++) {
-    wr_chan *ch;
-    if (wr_chan_open(s->arena, w->out[k], WR_PRODUCER, (uint32_t)(w->out_base[k] + in->replica),
-                     &ch) == 0) {
-      wr_chan_close(ch);
-      wr_chan_detach(ch);
-    }
-  }
+  for (int k = 0; k < w->nout; k++)
+    wr_chan_close_side(s->arena, w->out[k], WR_PRODUCER, (uint32_t)(w->out_base[k] + in->replica));
 #else
   (void)s;
   (void)in;
@@ -95,24 +90,44 @@ int objects_sync_reclaim(wr_arena *a, uint32_t slot, uint32_t inc, uint64_t *per
 #endif
 }
 
-/* Per-lane statistics of every declared channel, as a JSON array. */
+/* Per-lane statistics of every declared channel, as a JSON array. The rate
+ * is records per second since the previous call (0 on the first). */
 cJSON *objects_chan_stats(struct sup *s) {
   cJSON *arr = cJSON_CreateArray();
-#ifdef WR_HAVE_CHAN_STATS
-  for (int i = 0; i < s->cfg->nchans; i++) {
-    wr_lane_stats ls[1024];
-    int n = wr_chan_stats(s->arena, s->cfg->chans[i].name, ls, 1024);
-    for (int l = 0; l < n; l++) {
+#ifdef WR_HAVE_CHAN
+  enum { MAXL = 1024 };
+  static uint64_t prev_sent[4096], prev_ms;
+  uint64_t now = sup_now_ms(s);
+  double dt = prev_ms && now > prev_ms ? (double)(now - prev_ms) / 1000 : 0;
+  wr_lane_stats *ls = calloc(MAXL, sizeof *ls);
+  int base = 0;
+  for (int i = 0; ls && i < s->cfg->nchans; i++) {
+    int n = wr_chan_stats(s->arena, s->cfg->chans[i].name, ls, MAXL);
+    for (int l = 0; l < n && l < MAXL; l++, base++) {
+      const wr_lane_stats *x = &ls[l];
+      uint64_t *prev = base < 4096 ? &prev_sent[base] : NULL;
       cJSON *o = cJSON_CreateObject();
       cJSON_AddStringToObject(o, "channel", s->cfg->chans[i].name);
       cJSON_AddNumberToObject(o, "lane", l);
-      cJSON_AddNumberToObject(o, "sent", (double)ls[l].sent);
-      cJSON_AddNumberToObject(o, "received", (double)ls[l].received);
-      cJSON_AddNumberToObject(o, "depth", (double)ls[l].depth);
-      cJSON_AddNumberToObject(o, "hwm", (double)ls[l].hwm);
+      cJSON_AddNumberToObject(o, "producer", x->producer);
+      cJSON_AddNumberToObject(o, "consumer", x->consumer);
+      cJSON_AddNumberToObject(o, "sent", (double)x->sent);
+      cJSON_AddNumberToObject(o, "received", (double)x->received);
+      cJSON_AddNumberToObject(o, "bytes", (double)x->bytes);
+      cJSON_AddNumberToObject(o, "rate", dt > 0 && prev ? (double)(x->sent - *prev) / dt : 0);
+      cJSON_AddNumberToObject(o, "depth", (double)x->depth);
+      cJSON_AddNumberToObject(o, "capacity", x->capacity);
+      cJSON_AddNumberToObject(o, "hwm", (double)x->hwm);
+      cJSON_AddNumberToObject(o, "full_waits", (double)x->full_waits);
+      cJSON_AddNumberToObject(o, "empty_waits", (double)x->empty_waits);
+      cJSON_AddNumberToObject(o, "redelivered", (double)x->redelivered);
+      cJSON_AddBoolToObject(o, "closed", x->closed != 0);
       cJSON_AddItemToArray(arr, o);
+      if (prev) *prev = x->sent;
     }
   }
+  free(ls);
+  prev_ms = now;
 #else
   (void)s;
 #endif

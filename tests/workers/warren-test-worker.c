@@ -13,6 +13,10 @@
  *                         PIDFILE), ready, run until SIGTERM
  *   ignore-term           attach, ready, ignore SIGTERM forever
  *   say TEXT              print TEXT on stdout and stderr, ready, run until SIGTERM
+ *   produce               send numbered records to output 0 until SIGTERM, then close
+ *                         it and write the count to produced.REPLICA
+ *   consume               receive from input 0 until end of stream (or SIGTERM) and
+ *                         write the count to consumed.REPLICA
  */
 #include "warren.h"
 
@@ -25,7 +29,18 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t g_term;
-static void on_term(int sig) { g_term = 1; }
+static void on_term(int sig) {
+  g_term = 1;
+  wr_interrupt();
+}
+
+static void write_count(wr_worker *w, const char *what, long n) {
+  char path[64];
+  snprintf(path, sizeof path, "%s.%u", what, wr_worker_replica(w));
+  FILE *f = fopen(path, "w");
+  fprintf(f, "%ld\n", n);
+  fclose(f);
+}
 
 static wr_worker *attach(void) {
   wr_worker *w;
@@ -108,6 +123,45 @@ int main(int argc, char **argv) {
     fclose(f);
     ready(w);
     return wait_term(w);
+  }
+  if (strcmp(mode, "produce") == 0) {
+    wr_worker *w = attach();
+    wr_chan *c;
+    int rc = wr_worker_out(w, 0, &c);
+    if (rc) return fprintf(stderr, "out: %s\n", wr_strerror(rc)), 5;
+    ready(w);
+    long n = 0;
+    while (!g_term) {
+      char rec[32];
+      int len = snprintf(rec, sizeof rec, "%ld", n);
+      rc = wr_chan_send(c, rec, (size_t)len, 100000000);
+      if (rc == 0) n++;
+      else if (rc != -WR_EINTR && rc != -WR_ETIMEDOUT) return 6;
+    }
+    wr_chan_close(c);
+    write_count(w, "produced", n);
+    wr_worker_detach(w);
+    return 0;
+  }
+  if (strcmp(mode, "consume") == 0) {
+    wr_worker *w = attach();
+    wr_chan *c;
+    int rc = wr_worker_in_named(w, wr_worker_nin(w) ? "nums" : "", &c);
+    if (rc) rc = wr_worker_in(w, 0, &c);
+    if (rc) return fprintf(stderr, "in: %s\n", wr_strerror(rc)), 5;
+    ready(w);
+    long n = 0;
+    char buf[256];
+    for (;;) {
+      rc = wr_chan_recv(c, buf, sizeof buf, -1);
+      if (rc >= 0) n++;
+      else if (rc == -WR_EOF || (rc == -WR_EINTR && g_term)) break;
+      else if (rc != -WR_EINTR) return 6;
+    }
+    write_count(w, "consumed", n);
+    printf("consumed %ld records (%s)\n", n, rc == -WR_EOF ? "end of stream" : "stopped");
+    wr_worker_detach(w);
+    return 0;
   }
   if (strcmp(mode, "ignore-term") == 0) {
     signal(SIGTERM, SIG_IGN);
