@@ -386,6 +386,19 @@ def case_pipeline_drain():
     check(heap["check"] == "ok" and heap["worker_bytes"] == 0, "heap %s" % heap)
 
 
+def case_sem_reclaim():
+    if subprocess.run([WORKER, "has-sync"]).returncode == 77:
+        print("SKIP: this build has no semaphores (lib/sem.c)")
+        sys.exit(77)
+    r = Run("semaphore.json")
+    r.wait_event("heap.reclaim", worker="holder")
+    r.all_ready()
+    rec = r.evs("heap.reclaim", worker="holder")[0]
+    check(rec["permits"] == 2, "permits not returned: %s" % rec)
+    r.wait_event("worker.output", worker="holder", msg="took every permit: yes")
+    r.stop()
+
+
 def case_text_log():
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(WORKER) + ":" + env.get("PATH", "")

@@ -15,6 +15,10 @@
  *   say TEXT              print TEXT on stdout and stderr, ready, run until SIGTERM
  *   produce               send numbered records to output 0 until SIGTERM, then close
  *                         it and write the count to produced.REPLICA
+ *   has-sync              exit 0 if this build has semaphores, else 77
+ *   sem-crash MARKER      attach, take 2 permits of semaphore "disk", ready; the first
+ *                         incarnation then SIGKILLs itself; later ones take every
+ *                         permit (proving they came back), print it, run until SIGTERM
  *   consume               receive from input 0 until end of stream (or SIGTERM) and
  *                         write the count to consumed.REPLICA
  */
@@ -163,6 +167,32 @@ int main(int argc, char **argv) {
     wr_worker_detach(w);
     return 0;
   }
+  if (strcmp(mode, "has-sync") == 0) {
+#ifdef WR_HAVE_SYNC
+    return 0;
+#else
+    return 77;
+#endif
+  }
+#ifdef WR_HAVE_SYNC
+  if (strcmp(mode, "sem-crash") == 0 && argc > 2) {
+    wr_worker *w = attach();
+    wr_sem *sem;
+    int rc = wr_sem_open(wr_worker_arena(w), "disk", &sem);
+    if (rc) return fprintf(stderr, "sem: %s\n", wr_strerror(rc)), 5;
+    int first = open(argv[2], O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (first >= 0) {
+      if (wr_sem_acquire(sem, 2, -1)) return 6;
+      ready(w);
+      raise(SIGKILL);
+    }
+    rc = wr_sem_try(sem, 2);
+    printf("took every permit: %s\n", rc ? wr_strerror(rc) : "yes");
+    ready(w);
+    wait_term(w);
+    return 0;
+  }
+#endif
   if (strcmp(mode, "ignore-term") == 0) {
     signal(SIGTERM, SIG_IGN);
     wr_worker *w = attach();
