@@ -392,15 +392,23 @@ int sup_run(struct cfg *c, const char *sock_override) {
     return SUP_EXIT_FAIL;
   }
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  /* The guard first, so that it holds no mapping of the arena. */
+  int grc = guard_start();
+  if (grc) {
+    log_msg(LOG_ERROR, "supervisor.error", "cannot start the guard: %s", wr_strerror(grc));
+    return SUP_EXIT_FAIL;
+  }
 
   for (int i = 0; i < c->nworkers; i++) s->ninst += c->workers[i].replicas;
   if (s->ninst >= WR_MAX_SLOTS) {
     log_msg(LOG_ERROR, "supervisor.error", "%d worker replicas: at most %d", s->ninst,
             WR_MAX_SLOTS - 1);
+    guard_stop();
     return SUP_EXIT_USAGE;
   }
   if (objects_build(s)) {
     wr_arena_detach(s->arena);
+    guard_stop();
     return SUP_EXIT_FAIL;
   }
   wr_heap_usage u;
@@ -480,5 +488,6 @@ int sup_run(struct cfg *c, const char *sock_override) {
   free(s->inst);
   free(s->winst);
   wr_arena_detach(s->arena);
+  guard_stop();
   return s->exit_code;
 }

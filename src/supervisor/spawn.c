@@ -1,8 +1,11 @@
 /*
  * spawn.c: starting an instance's process and capturing its output.
  *
- * Every worker runs under warren-shim (shim.c): uv_spawn starts the shim in
- * its own session and process group (UV_PROCESS_DETACHED), with /dev/null
+ * A worker with channels uses libwarren (it must attach to use them), which
+ * arms PR_SET_PDEATHSIG itself; any other command is started through
+ * warren-shim (shim.c), which arms it and execs in place. uv_spawn starts
+ * the process in its own session and process group (UV_PROCESS_DETACHED),
+ * registered with the guard (guard.c), with /dev/null
  * on stdin, a pipe on stdout and stderr, and the arena fd placed at
  * SUP_ARENA_FD (the one inherited fd; everything else is close-on-exec).
  * The environment carries the instance's identity (WARREN_*). Each pipe is
@@ -92,7 +95,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
   in->proc = NULL;
   /* Whatever the worker left in its group goes with it (the shim kills its
    * descendants; this covers a shim that was itself killed). */
-  kill(-pr->pid, SIGKILL);
+  if (pr->pid > 1) kill(-pr->pid, SIGKILL);
+  guard_note(pr->pid, false);
   in->last_code = (int)status;
   in->last_signal = sig;
   cJSON *o = cJSON_CreateObject();
@@ -170,10 +174,14 @@ int spawn_inst(struct sup *s, struct inst *in) {
 
   int argc = 0;
   while (w->argv[argc]) argc++;
+  bool shim = w->nin + w->nout == 0;
   char **args = calloc((size_t)argc + 3, sizeof(char *));
-  args[0] = s->shim;
-  args[1] = w->path;
-  for (int i = 0; i < argc; i++) args[i + 2] = w->argv[i];
+  int k0 = 0;
+  if (shim) {
+    args[k0++] = s->shim;
+    args[k0++] = w->path;
+  }
+  for (int i = 0; i < argc; i++) args[k0 + i] = w->argv[i];
   char **env = build_env(s, in, w);
 
   uv_stdio_container_t io[4];
@@ -188,7 +196,7 @@ int spawn_inst(struct sup *s, struct inst *in) {
   io[3].data.fd = wr_arena_fd(s->arena);
   uv_process_options_t o = {0};
   o.exit_cb = on_exit_cb;
-  o.file = s->shim;
+  o.file = shim ? s->shim : w->path;
   o.args = args;
   o.env = env;
   o.cwd = w->cwd;
@@ -210,13 +218,16 @@ int spawn_inst(struct sup *s, struct inst *in) {
   }
   pr->pid = pr->p.pid;
   in->pid = pr->p.pid;
+  guard_note(pr->pid, true);
   in->proc = pr;
   for (int k = 0; k < 2; k++) uv_read_start((uv_stream_t *)&pr->pipe[k], on_alloc, on_read);
   return 0;
 }
 
+/* To the instance's process group. Never with pid <= 1: kill(-1) would
+ * signal every process we may signal, kill(0) our own group. */
 void spawn_signal(struct inst *in, int sig) {
-  if (in->pid > 0) kill(-in->pid, sig);
+  if (in->pid > 1) kill(-in->pid, sig);
 }
 
 /* Orphans of workers (the supervisor is their subreaper) are reaped here,

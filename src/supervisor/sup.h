@@ -191,7 +191,7 @@ struct sup {
   bool draining;       /* sources were stopped; waiting for the pipeline */
   int exit_code;
   char self_dir[4096]; /* directory of the warren executable */
-  char shim[4096];     /* path of warren-shim */
+  char shim[4096];     /* path of warren-shim (plain commands run under it) */
   char sock_path[256];
   char notify_name[108];
   uv_timer_t stats_timer, drain_timer;
@@ -214,6 +214,12 @@ uint64_t sup_now_ms(struct sup *s);
 int spawn_inst(struct sup *s, struct inst *in);
 void spawn_signal(struct inst *in, int sig);
 void reap_orphans(struct sup *s);
+
+/* guard.c: kills every worker group if the supervisor dies. */
+int guard_start(void);
+void guard_note(int pgid, bool add);
+void guard_stop(void);
+int guard_pid(void);
 
 /* reclaim.c: everything a dead incarnation held, before its replacement. */
 void reclaim_inst(struct sup *s, struct inst *in);
