@@ -408,6 +408,43 @@ def case_sem_reclaim():
     r.stop()
 
 
+def case_default_socket():
+    # no --socket: $XDG_RUNTIME_DIR/warren/NAME.sock, found by --name or as the only run
+    d = tempfile.mkdtemp(prefix="warren-test-")
+    env = dict(os.environ, XDG_RUNTIME_DIR=d)
+    p = subprocess.Popen([WARREN, "run", os.path.join(CONFIGS, "sleepers.json")], env=env,
+                         cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sock = os.path.join(d, "warren", "sleepers.sock")
+    end = time.monotonic() + WAIT
+    while time.monotonic() < end and subprocess.run(
+            [WARREN, "status"], env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL).returncode != 0:
+        time.sleep(0.05)
+    check(oct(os.stat(sock).st_mode & 0o777) == oct(0o600), "socket mode %o" % os.stat(sock).st_mode)
+    check(oct(os.stat(os.path.dirname(sock)).st_mode & 0o777) == oct(0o700), "run dir mode")
+    r = subprocess.run([WARREN, "status", "--name", "sleepers"], env=env, stdout=subprocess.PIPE)
+    check(r.returncode == 0 and b"ready" in r.stdout, "status --name: %s" % r.stdout)
+    r = subprocess.run([WARREN, "status", "--name", "nobody"], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    check(r.returncode == 1, "status of an unknown run exited %d" % r.returncode)
+    subprocess.run([WARREN, "stop"], env=env, stdout=subprocess.DEVNULL)
+    check(p.wait(timeout=WAIT) == 0, "exit %s" % p.returncode)
+    check(not os.path.exists(sock), "socket left behind")
+
+
+def case_start_timeout():
+    def edit(c):
+        c["workers"][1]["exec"] = ["warren-test-worker", "plain"]  # never calls ready
+        c["workers"][1]["start_timeout_s"] = 0.2
+        c["workers"][1]["restart"] = "never"
+    r = Run("strategy.json", edit)
+    r.wait_event("worker.timeout")
+    r.wait_event("worker.failed")
+    check(r.evs("worker.exit", worker="b", signal="Killed"), "b was not killed")
+    check(r.workers()["b"]["state"] == "exited", "b: %s" % r.workers()["b"])
+    r.stop(expect=1)  # a worker failed for good: a runtime failure
+
+
 def case_text_log():
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(WORKER) + ":" + env.get("PATH", "")

@@ -86,7 +86,11 @@ static int decide(struct sup *s, struct inst *in) {
   bool failed = in->last_code != 0 || in->last_signal != 0;
   if (s->stopping || w->policy == POLICY_NEVER || (w->policy == POLICY_ON_FAILURE && !failed)) {
     in->want = false;
-    if (failed && !s->stopping) s->exit_code = SUP_EXIT_FAIL;
+    if (failed && !s->stopping) {
+      s->exit_code = SUP_EXIT_FAIL;
+      log_msg(LOG_ERROR, "worker.failed", "%s: failed and its policy is %s", in->label,
+              w->policy == POLICY_NEVER ? "never" : "on-failure");
+    }
     objects_close_outputs(s, in);
     return ST_EXITED;
   }

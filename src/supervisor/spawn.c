@@ -106,7 +106,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
     cJSON_AddStringToObject(o, "signal", strsignal(sig));
   else
     cJSON_AddNumberToObject(o, "code", (double)status);
-  log_event(sig || status ? LOG_WARN : LOG_INFO, "worker.exit", o);
+  log_event((sig || status) && in->state != ST_STOPPING ? LOG_WARN : LOG_INFO, "worker.exit", o);
   reclaim_inst(in->sup, in);
   in->pid = 0;
   sup_dispatch(in, EV_EXIT);
