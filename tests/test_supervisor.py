@@ -420,7 +420,8 @@ def case_default_socket():
             [WARREN, "status"], env=env, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL).returncode != 0:
         time.sleep(0.05)
-    check(oct(os.stat(sock).st_mode & 0o777) == oct(0o600), "socket mode %o" % os.stat(sock).st_mode)
+    mode = os.stat(sock).st_mode & 0o777
+    check(mode == 0o600, "socket mode %o" % mode)
     check(oct(os.stat(os.path.dirname(sock)).st_mode & 0o777) == oct(0o700), "run dir mode")
     r = subprocess.run([WARREN, "status", "--name", "sleepers"], env=env, stdout=subprocess.PIPE)
     check(r.returncode == 0 and b"ready" in r.stdout, "status --name: %s" % r.stdout)

@@ -208,8 +208,7 @@ void sup_dispatch(struct inst *in, int ev) {
     spawn_signal(in, SIGKILL);
     break;
   case A_TIMEOUT:
-    log_msg(LOG_ERROR, "worker.timeout", "%s: not ready within start_timeout, SIGKILL",
-            in->label);
+    log_msg(LOG_ERROR, "worker.timeout", "%s: not ready within start_timeout, SIGKILL", in->label);
     spawn_signal(in, SIGKILL);
     break;
   case A_CANCEL:
@@ -270,7 +269,8 @@ static void stop_next_tier(struct sup *s) {
 void sup_kick(struct sup *s) {
   if (s->stopping) {
     bool any = false;
-    for (int i = 0; i < s->ninst; i++) any = any || running(&s->inst[i]);
+    for (int i = 0; i < s->ninst; i++)
+      any = any || running(&s->inst[i]);
     if (!any) {
       finish(s);
       return;
@@ -403,7 +403,8 @@ int sup_run(struct cfg *c, const char *sock_override) {
     return SUP_EXIT_FAIL;
   }
 
-  for (int i = 0; i < c->nworkers; i++) s->ninst += c->workers[i].replicas;
+  for (int i = 0; i < c->nworkers; i++)
+    s->ninst += c->workers[i].replicas;
   if (s->ninst >= WR_MAX_SLOTS) {
     log_msg(LOG_ERROR, "supervisor.error", "%d worker replicas: at most %d", s->ninst,
             WR_MAX_SLOTS - 1);
@@ -488,7 +489,8 @@ int sup_run(struct cfg *c, const char *sock_override) {
   uv_walk(s->loop, close_walk, &s->ctl);
   uv_run(s->loop, UV_RUN_DEFAULT);
   uv_loop_close(s->loop);
-  for (int i = 0; i < s->ninst; i++) free(s->inst[i].recent);
+  for (int i = 0; i < s->ninst; i++)
+    free(s->inst[i].recent);
   free(s->inst);
   free(s->winst);
   wr_arena_detach(s->arena);
