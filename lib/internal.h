@@ -282,9 +282,10 @@ extern bool (*wr__lane_owns_hook)(const wr_arena *a, uint32_t lane, wr_off_t off
 
 /* futex.c: shared futexes (never FUTEX_PRIVATE_FLAG). wait sleeps while
  * *word == expect, at most until abs_deadline (CLOCK_MONOTONIC; NULL =
- * none) and at most one bounded slice: it returns 0 when woken, when the
- * word differed or when the slice ended (the caller re-checks its condition
- * and wr__intr_since), -ETIMEDOUT at the deadline, -EINTR on a signal. */
+ * none) and at most one bounded slice: it returns 0 when woken or when the
+ * word differed, 1 when the slice ended (the caller re-checks its condition
+ * and wr__intr_since either way), -ETIMEDOUT at the deadline, -EINTR on a
+ * signal. */
 int wr__futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *abs_deadline);
 int wr__futex_wake(_Atomic uint32_t *word, int n); /* returns waiters woken */
 int64_t wr__now_ns(void);                           /* CLOCK_MONOTONIC */
@@ -292,6 +293,25 @@ int64_t wr__now_ns(void);                           /* CLOCK_MONOTONIC */
  * whether an interrupt arrived since (the wait returns -WR_EINTR). */
 uint32_t wr__intr_begin(void);
 bool wr__intr_since(uint32_t token);
+/* Asymmetric StoreLoad fence for wait/wake (futex.c explains): wakers call
+ * wr__fence_light() between their publishing store and their load of the
+ * waiter count; waiters call wr__fence_heavy() between announcing
+ * themselves and re-checking. wr__fence_register() (once per process, at
+ * channel open) lets this process's light fence be a compiler barrier. */
+extern int wr__fence_registered;
+/* chan.c: waits that ended by a slice running out while the condition was
+ * already true: a lost wake-up, or a wake that raced the slice's end.
+ * Process-local; the lost-wake-up stress test asserts it stays 0. */
+extern uint64_t wr__chan_late_wakeups;
+extern int64_t wr__chan_spin_ns; /* >= 0 overrides the adaptive spin (tests) */
+void wr__fence_register(void);
+void wr__fence_heavy(void);
+static inline void wr__fence_light(void) {
+  if (__builtin_expect(wr__fence_registered, 1))
+    atomic_signal_fence(memory_order_seq_cst);
+  else
+    atomic_thread_fence(memory_order_seq_cst);
+}
 
 /* ------------------------------------------------------------ crash points
  * Every multi-step shared operation names the points between its steps.

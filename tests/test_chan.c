@@ -317,6 +317,8 @@ static void test_zero_copy(void **state) {
 struct stream_res {
   uint64_t sent[4], sent_sum[4]; /* per producer */
   uint64_t recv[4], recv_sum[4]; /* per consumer */
+  _Atomic uint64_t late_wakeups; /* summed over every process */
+  _Atomic uint64_t waits;        /* full + empty waits, from the lane stats */
 };
 static struct stream_res *res;
 
@@ -324,7 +326,7 @@ struct stream_arg {
   const char *name;
   uint32_t index, nprod, ncons;
   uint64_t n; /* records per producer */
-  int batch;  /* 1: send_batch / peek_batch; 0: single records */
+  int batch;  /* 1: send_batch / peek_batch; 0: single records; -1: single, never spin */
 };
 
 /* 64-byte record: producer id, its sequence number, a pattern. */
@@ -348,11 +350,12 @@ static int stream_producer(wr_arena *a, void *argp) {
   struct stream_arg *g = argp;
   wr_chan *p;
   if (wr_chan_open(a, g->name, WR_PRODUCER, g->index, &p)) return 30;
+  if (g->batch < 0) wr__chan_spin_ns = 0; /* every wait takes the futex path */
   uint64_t sum = 0;
   struct rec64 recs[32];
   wr_msg m[32];
   for (uint64_t i = 0; i < g->n;) {
-    if (g->batch) {
+    if (g->batch > 0) {
       uint64_t k = g->n - i < 32 ? g->n - i : 32;
       for (uint64_t j = 0; j < k; j++) {
         rec64_make(&recs[j], g->index, i + j);
@@ -371,6 +374,7 @@ static int stream_producer(wr_arena *a, void *argp) {
   }
   res->sent[g->index] = g->n;
   res->sent_sum[g->index] = sum;
+  atomic_fetch_add(&res->late_wakeups, wr__chan_late_wakeups);
   wr_chan_close(p);
   wr_chan_detach(p);
   return 0;
@@ -380,11 +384,12 @@ static int stream_consumer(wr_arena *a, void *argp) {
   struct stream_arg *g = argp;
   wr_chan *c;
   if (wr_chan_open(a, g->name, WR_CONSUMER, g->index, &c)) return 40;
+  if (g->batch < 0) wr__chan_spin_ns = 0;
   uint64_t next[4] = {0, 0, 0, 0}, first[4] = {1, 1, 1, 1}, sum = 0, n = 0;
   wr_rec r[64];
   for (;;) {
     int k;
-    if (g->batch) {
+    if (g->batch > 0) {
       k = wr_chan_peek_batch(c, r, 64, -1);
     } else {
       k = wr_chan_peek(c, r, -1);
@@ -413,6 +418,7 @@ static int stream_consumer(wr_arena *a, void *argp) {
   }
   res->recv[g->index] = n;
   res->recv_sum[g->index] = sum;
+  atomic_fetch_add(&res->late_wakeups, wr__chan_late_wakeups);
   wr_chan_detach(c);
   return 0;
 }
@@ -449,7 +455,10 @@ static void run_stream(uint32_t np, uint32_t nc, uint32_t cap, int batch, uint64
     assert_true(st[i].hwm <= st[i].capacity);
     assert_int_equal(st[i].redelivered, 0);
     assert_int_equal(st[i].bytes, st[i].sent * 64);
+    res->waits += st[i].full_waits + st[i].empty_waits;
   }
+  /* every wake-up arrived by futex_wake, none by a wait slice running out */
+  assert_int_equal(atomic_load(&res->late_wakeups), 0);
   assert_checks_green(a);
   assert_int_equal(wr_chan_destroy(a, "stream"), 0);
   assert_int_equal(heap_bytes(a), base);
@@ -469,9 +478,16 @@ static void test_order_2x2(void **state) {
  * crosses the wait/wake path; a lost wake-up hangs and the alarm fails it. */
 static void test_lost_wakeup(void **state) {
   (void)state;
-  uint64_t n = nrecords / 5;
-  run_stream(1, 1, 1, 0, n);
-  run_stream(2, 2, 1, 0, n);
+  uint64_t n = nrecords / 20;
+  run_stream(1, 1, 1, 0, 2 * n); /* spin, then sleep */
+  uint64_t waits = res->waits;
+  run_stream(1, 1, 1, -1, n); /* sleep at once: the race window every time */
+  waits += res->waits;
+  run_stream(2, 2, 1, -1, n);
+  waits += res->waits;
+  print_message("lost-wakeup stress: %llu records, %llu waits, 0 late wake-ups\n",
+                (unsigned long long)(4 * n), (unsigned long long)waits);
+  assert_true(waits > 0); /* the wait path was exercised */
 }
 
 /* ------------------------------------------------------------ timeouts, interrupts */
