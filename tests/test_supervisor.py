@@ -446,6 +446,16 @@ def case_start_timeout():
     r.stop(expect=1)  # a worker failed for good: a runtime failure
 
 
+def case_ready_exec():
+    # a libwarren worker (it has channels: started without the shim) with
+    # "ready": "exec" is ready once uv_spawn's exec succeeded
+    def edit(c):
+        c["workers"][1]["ready"] = "exec"
+    r = Run("pipeline.json", edit)
+    r.all_ready()
+    r.stop()
+
+
 def case_text_log():
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(WORKER) + ":" + env.get("PATH", "")

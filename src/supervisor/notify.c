@@ -4,8 +4,8 @@
  * The supervisor binds one unix datagram socket in the abstract namespace
  * (nothing to clean up, even after SIGKILL) and passes its name to every
  * worker as WARREN_NOTIFY, and as NOTIFY_SOCKET to workers configured with
- * "ready": "notify". Senders: wr_worker_ready() and warren-shim (after a
- * successful exec) send "READY=1" with WARREN_SLOT and WARREN_INCARNATION;
+ * "ready": "notify". wr_worker_ready() sends "READY=1" with WARREN_SLOT and
+ * WARREN_INCARNATION;
  * a plain sd_notify program sends "READY=1" and is recognised by its pid
  * (SCM_CREDENTIALS: the shim's child, or the shim itself). Datagrams from
  * another uid are dropped; so are stale incarnations.

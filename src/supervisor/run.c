@@ -223,6 +223,9 @@ void sup_dispatch(struct inst *in, int ev) {
   }
   in->state = next;
   if (from != next) log_state(in, from, ev);
+  /* "ready": "exec": uv_spawn returns only once the exec succeeded. */
+  if (st->action == A_SPAWN && next == ST_STARTING && w->ready == READY_EXEC)
+    sup_dispatch(in, EV_READY);
 }
 
 static bool deps_ready(struct sup *s, const struct inst *in) {

@@ -149,7 +149,7 @@ static char **build_env(struct sup *s, struct inst *in, const struct cfg_worker 
   ADD("WARREN_SLOT=%u", in->slot);
   ADD("WARREN_INCARNATION=%u", in->incarnation);
   ADD("WARREN_NOTIFY=%s", s->notify_name);
-  ADD("WARREN_READY=%s", w->ready == READY_EXEC ? "exec" : "notify");
+  ADD("WARREN_SUPERVISOR=%d", (int)getpid());
   chan_list(chans, sizeof chans, w, in, false);
   ADD("WARREN_IN=%s", chans);
   chan_list(chans, sizeof chans, w, in, true);
