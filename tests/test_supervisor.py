@@ -10,8 +10,10 @@ fresh temporary directory and asserts on the sequence of its events and on
 `warren status/stats --json`, never on how long something took (timeouts
 below only bound the waiting). Exit code 77 = skipped.
 """
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +25,14 @@ import time
 WARREN, WORKER, CASE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 WAIT = 30.0  # upper bound on any wait; never an assertion about time
+_tmpdirs = []
+atexit.register(lambda: [shutil.rmtree(d, ignore_errors=True) for d in _tmpdirs])
+
+
+def mkdtemp():
+    d = tempfile.mkdtemp(prefix="warren-test-")
+    _tmpdirs.append(d)
+    return d
 
 
 def fail(msg):
@@ -37,7 +47,7 @@ def check(cond, msg):
 
 class Run:
     def __init__(self, config, edit=None, extra=()):
-        self.dir = tempfile.mkdtemp(prefix="warren-test-")
+        self.dir = mkdtemp()
         os.chmod(self.dir, 0o755)
         with open(os.path.join(CONFIGS, config)) as f:
             cfg = json.load(f)
@@ -410,7 +420,7 @@ def case_sem_reclaim():
 
 def case_default_socket():
     # no --socket: $XDG_RUNTIME_DIR/warren/NAME.sock, found by --name or as the only run
-    d = tempfile.mkdtemp(prefix="warren-test-")
+    d = mkdtemp()
     env = dict(os.environ, XDG_RUNTIME_DIR=d)
     p = subprocess.Popen([WARREN, "run", os.path.join(CONFIGS, "sleepers.json")], env=env,
                          cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -459,7 +469,7 @@ def case_ready_exec():
 def case_text_log():
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(WORKER) + ":" + env.get("PATH", "")
-    d = tempfile.mkdtemp(prefix="warren-test-")
+    d = mkdtemp()
     sock = os.path.join(d, "s.sock")
     p = subprocess.Popen([WARREN, "run", os.path.join(CONFIGS, "order.json"), "--socket", sock],
                          env=env, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
