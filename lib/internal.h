@@ -302,7 +302,7 @@ extern int wr__fence_registered;
 /* chan.c: waits that ended by a slice running out while the condition was
  * already true: a lost wake-up, or a wake that raced the slice's end.
  * Process-local; the lost-wake-up stress test asserts it stays 0. */
-extern uint64_t wr__chan_late_wakeups;
+extern _Atomic uint64_t wr__chan_late_wakeups;
 extern int64_t wr__chan_spin_ns; /* >= 0 overrides the adaptive spin (tests) */
 void wr__fence_register(void);
 void wr__fence_heavy(void);
@@ -344,7 +344,8 @@ static inline void wr__fence_light(void) {
   XX(CHAN_RELEASE_AFTER_TRANSFER, "chan.release.after_transfer")     \
   XX(CHAN_RELEASE_AFTER_HEAD, "chan.release.after_head")             \
   XX(CHAN_RELEASE_AFTER_FREE, "chan.release.after_free")             \
-  XX(CHAN_RECLAIM_MID, "chan.reclaim.mid")
+  XX(CHAN_RECLAIM_MID, "chan.reclaim.mid")                           \
+  XX(CHAN_DESTROY_MID, "chan.destroy.mid")
 
 enum wr__crash_id {
   WR__CRASH_NONE = 0,

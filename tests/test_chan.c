@@ -213,7 +213,8 @@ static void test_keyed(void **state) {
   assert_int_equal(wr_chan_create(a, "keyed", &o), 0);
   wr_chan *p, *c[3];
   assert_int_equal(wr_chan_open(a, "keyed", WR_PRODUCER, 0, &p), 0);
-  for (uint32_t i = 0; i < 3; i++) assert_int_equal(wr_chan_open(a, "keyed", WR_CONSUMER, i, &c[i]), 0);
+  for (uint32_t i = 0; i < 3; i++)
+    assert_int_equal(wr_chan_open(a, "keyed", WR_CONSUMER, i, &c[i]), 0);
   for (uint64_t k = 0; k < 30; k++) assert_int_equal(wr_chan_send_key(p, k % 5, &k, 8, 0), 0);
   int owner[5] = {-1, -1, -1, -1, -1};
   int total = 0;
@@ -231,6 +232,57 @@ static void test_keyed(void **state) {
   wr_chan_detach(p);
   for (int i = 0; i < 3; i++) wr_chan_detach(c[i]);
   assert_int_equal(wr_chan_destroy(a, "keyed"), 0);
+}
+
+/* ------------------------------------------------------------ close */
+
+/* The supervisor closes the lanes of a producer that exits for good; a
+ * consumer that closes makes its producers' sends fail. */
+static void test_close_side(void **state) {
+  (void)state;
+  wr_arena *a = arena;
+  wr_chan_opts o = {.capacity = 4, .slot_size = 8, .producers = 2, .consumers = 2};
+  assert_int_equal(wr_chan_create(a, "cl", &o), 0);
+  wr_chan *p0, *c0, *c1;
+  assert_int_equal(wr_chan_open(a, "cl", WR_PRODUCER, 0, &p0), 0);
+  assert_int_equal(wr_chan_open(a, "cl", WR_CONSUMER, 0, &c0), 0);
+  assert_int_equal(wr_chan_open(a, "cl", WR_CONSUMER, 1, &c1), 0);
+  uint64_t x = 7;
+  assert_int_equal(wr_chan_send(p0, &x, 8, 0), 0);
+  assert_int_equal(wr_chan_close_side(a, "cl", WR_PRODUCER, 2), -WR_EINVAL);
+  assert_int_equal(wr_chan_close_side(a, "nope", WR_PRODUCER, 0), -WR_ENOENT);
+  /* producer 1 never came: closing it and producer 0 ends the stream */
+  assert_int_equal(wr_chan_close_side(a, "cl", WR_PRODUCER, 1), 0);
+  wr_rec r;
+  assert_int_equal(wr_chan_peek(c1, &r, 0), -WR_EAGAIN); /* producer 0 still open */
+  assert_int_equal(wr_chan_close_side(a, "cl", WR_PRODUCER, 0), 0);
+  assert_int_equal(wr_chan_send(p0, &x, 8, 0), -WR_ECLOSED);
+  uint64_t y = 0;
+  int got = wr_chan_recv(c0, &y, 8, 0);
+  if (got < 0) got = wr_chan_recv(c1, &y, 8, 0);
+  assert_int_equal(got, 8); /* drained first */
+  assert_int_equal(y, 7);
+  assert_int_equal(wr_chan_peek(c0, &r, -1), -WR_EOF);
+  assert_int_equal(wr_chan_peek(c1, &r, -1), -WR_EOF);
+  wr_lane_stats st[4];
+  assert_int_equal(wr_chan_stats(a, "cl", st, 4), 4);
+  for (int i = 0; i < 4; i++) assert_true(st[i].closed != 0);
+  wr_chan_detach(p0);
+  wr_chan_detach(c0);
+  wr_chan_detach(c1);
+  assert_int_equal(wr_chan_destroy(a, "cl"), 0);
+
+  /* a consumer closing: its producer's sends to it fail */
+  o.producers = o.consumers = 1;
+  assert_int_equal(wr_chan_create(a, "cl", &o), 0);
+  assert_int_equal(wr_chan_open(a, "cl", WR_PRODUCER, 0, &p0), 0);
+  assert_int_equal(wr_chan_open(a, "cl", WR_CONSUMER, 0, &c0), 0);
+  assert_int_equal(wr_chan_close(c0), 0);
+  assert_int_equal(wr_chan_send(p0, &x, 8, -1), -WR_ECLOSED);
+  wr_chan_detach(p0);
+  wr_chan_detach(c0);
+  assert_int_equal(wr_chan_destroy(a, "cl"), 0);
+  assert_checks_green(a);
 }
 
 /* ------------------------------------------------------------ zero-copy */
@@ -374,7 +426,7 @@ static int stream_producer(wr_arena *a, void *argp) {
   }
   res->sent[g->index] = g->n;
   res->sent_sum[g->index] = sum;
-  atomic_fetch_add(&res->late_wakeups, wr__chan_late_wakeups);
+  atomic_fetch_add(&res->late_wakeups, atomic_load(&wr__chan_late_wakeups));
   wr_chan_close(p);
   wr_chan_detach(p);
   return 0;
@@ -418,7 +470,7 @@ static int stream_consumer(wr_arena *a, void *argp) {
   }
   res->recv[g->index] = n;
   res->recv_sum[g->index] = sum;
-  atomic_fetch_add(&res->late_wakeups, wr__chan_late_wakeups);
+  atomic_fetch_add(&res->late_wakeups, atomic_load(&wr__chan_late_wakeups));
   wr_chan_detach(c);
   return 0;
 }
@@ -549,6 +601,7 @@ int main(void) {
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_batch_stats_foreach),
       cmocka_unit_test(test_keyed),
+      cmocka_unit_test(test_close_side),
       cmocka_unit_test(test_zero_copy),
       cmocka_unit_test(test_interrupt),
       cmocka_unit_test(test_order_one_lane),
