@@ -442,6 +442,46 @@ WR_EXTERN int wr_sem_create(wr_arena *a, const char *name, uint32_t value);
 WR_EXTERN int wr_sync_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation,
                               uint64_t *permits_returned);
 
+/* ---------------------------------------------------------------- worker
+ * (lib/worker.c, issue 6.) The worker side of a run supervised by `warren`:
+ * the supervisor tells each process who it is and which channels it uses
+ * through its environment (WARREN_*). */
+
+typedef struct wr_worker wr_worker; /* process-local; one per process */
+
+/* Attach as the worker the supervisor started: reads WARREN_WORKER,
+ * WARREN_REPLICA, WARREN_IN, WARREN_OUT, then wr_arena_attach_env() (the
+ * arena, this slot and incarnation, PR_SET_PDEATHSIG). *out is owned by the
+ * caller until wr_worker_detach(). Does not block. Errors: -WR_ENOENV (not
+ * started by warren), -WR_EINVAL (malformed environment), those of
+ * wr_arena_attach_env. */
+WR_EXTERN int wr_worker_attach(wr_worker **out);
+/* The arena handle (owned by w, valid until wr_worker_detach). */
+WR_EXTERN wr_arena *wr_worker_arena(const wr_worker *w);
+/* This worker's configured name and replica index (0..replicas-1). */
+WR_EXTERN const char *wr_worker_name(const wr_worker *w);
+WR_EXTERN uint32_t wr_worker_replica(const wr_worker *w);
+/* Number of configured inputs / outputs ("in" / "out" in the config). */
+WR_EXTERN uint32_t wr_worker_nin(const wr_worker *w);
+WR_EXTERN uint32_t wr_worker_nout(const wr_worker *w);
+/* The i-th input (consumer side) / output (producer side) channel as
+ * configured, or the one of that name, opened with wr_chan_open at this
+ * replica's lane index on first use. *out is owned by w (the same handle on
+ * every call) and valid until wr_worker_detach. Errors: -WR_EINVAL (i out
+ * of range), -WR_ENOENT (no input/output of that name), those of
+ * wr_chan_open, -ENOSYS in a build without channels. Does not block. */
+WR_EXTERN int wr_worker_in(wr_worker *w, uint32_t i, wr_chan **out);
+WR_EXTERN int wr_worker_out(wr_worker *w, uint32_t i, wr_chan **out);
+WR_EXTERN int wr_worker_in_named(wr_worker *w, const char *name, wr_chan **out);
+WR_EXTERN int wr_worker_out_named(wr_worker *w, const char *name, wr_chan **out);
+/* Tell the supervisor this worker is ready (it then starts the workers that
+ * depend on it). Idempotent; one datagram, does not block. Errors:
+ * -WR_ENOENV (WARREN_NOTIFY unset), -errno from sendto. */
+WR_EXTERN int wr_worker_ready(wr_worker *w);
+/* Detach the channels and the arena, free w. Blocks this worker still owns
+ * stay owned until the supervisor reclaims its slot. NULL is accepted. */
+WR_EXTERN void wr_worker_detach(wr_worker *w);
+
 /* -------------------------------------------------------- fault injection */
 
 /* Names of the crash points compiled into this build (NULL-terminated), or a
