@@ -293,8 +293,12 @@ static PyObject *batch_item(Batch *b, Py_ssize_t i) {
   return v;
 }
 
-static PyObject *batch_get_key(Batch *b, void *unused) { return PyLong_FromUnsignedLongLong(b->last.key); }
-static PyObject *batch_get_seq(Batch *b, void *unused) { return PyLong_FromUnsignedLongLong(b->last.seq); }
+static PyObject *batch_get_key(Batch *b, void *unused) {
+  return PyLong_FromUnsignedLongLong(b->last.key);
+}
+static PyObject *batch_get_seq(Batch *b, void *unused) {
+  return PyLong_FromUnsignedLongLong(b->last.seq);
+}
 
 static PyMethodDef batch_methods[] = {
     {"release", (PyCFunction)batch_release, METH_NOARGS,
@@ -373,7 +377,8 @@ static PyMethodDef methods[] = {
     {"send", (PyCFunction)(void (*)(void))py_send, METH_FASTCALL, "send(chan, data, timeout_ns)"},
     {"send_batch", (PyCFunction)(void (*)(void))py_send_batch, METH_FASTCALL,
      "send_batch(chan, records, timeout_ns) -> count"},
-    {"recv", (PyCFunction)(void (*)(void))py_recv, METH_FASTCALL, "recv(chan, timeout_ns) -> bytes"},
+    {"recv", (PyCFunction)(void (*)(void))py_recv, METH_FASTCALL,
+     "recv(chan, timeout_ns) -> bytes"},
     {"recv_batch", (PyCFunction)(void (*)(void))py_recv_batch, METH_FASTCALL,
      "recv_batch(chan, max, timeout_ns) -> list of bytes"},
     {"peek_batch", (PyCFunction)(void (*)(void))py_peek_batch, METH_FASTCALL,
