@@ -94,16 +94,12 @@ class Channel:
     def send(self, data, timeout=None):
         """Copy one record (bytes-like, <= the slot size) into the channel.
         Blocks while it is full. Raises ChannelClosed, MessageTooLarge, ..."""
-        if ext is not None:
-            return ext.send(self._h or 0, data, _ns(timeout))
         data = bytes(data)
         _lib.check(lib.wr_chan_send(self._handle(), data, len(data), _ns(timeout)), "send")
 
     def send_batch(self, records, timeout=None):
         """Send a sequence of bytes records, publishing once a run; returns
         how many were sent (all, unless an exception is raised)."""
-        if ext is not None:
-            return ext.send_batch(self._h or 0, records, _ns(timeout))
         records = list(records)
         msgs = (_lib.Msg * len(records))()
         bufs = [ctypes.create_string_buffer(bytes(r), len(r)) for r in records]
@@ -126,8 +122,6 @@ class Channel:
     def recv(self, timeout=None):
         """The next record, as bytes (a copy). Raises EndOfStream when every
         producer closed and everything was received."""
-        if ext is not None:
-            return ext.recv(self._h or 0, _ns(timeout))
         b = self.peek(timeout)
         data = bytes(b[0])
         b.release()
@@ -135,8 +129,6 @@ class Channel:
 
     def recv_batch(self, max=64, timeout=None):
         """1..max records (a list of bytes) from one lane; waits for the first."""
-        if ext is not None:
-            return ext.recv_batch(self._h or 0, max, _ns(timeout))
         b = self.peek_batch(max, timeout)
         out = [bytes(v) for v in b._views]
         b.release()
@@ -146,8 +138,6 @@ class Channel:
         """Zero-copy: 1..max records as memoryviews into shared memory, valid
         until the batch is released (use `with`). Until then they are not
         consumed: if this process dies, the next holder gets them again."""
-        if ext is not None:
-            return ext.peek_batch(self._h or 0, self, max, _ns(timeout))
         recs = (_lib.Rec * max)()
         n = _lib.check(lib.wr_chan_peek_batch(self._handle(), recs, max, _ns(timeout)), "peek")
         return Batch(self, recs, n)
@@ -189,3 +179,27 @@ class Channel:
     def __del__(self):
         if getattr(self, "_h", None) and self._owned:
             self.detach()
+
+
+if ext is not None:  # the C extension's per-record path replaces the ctypes one
+    _send, _send_batch, _recv, _recv_batch, _peek_batch = (
+        ext.send, ext.send_batch, ext.recv, ext.recv_batch, ext.peek_batch)
+
+    def send(self, data, timeout=None):
+        _send(self._h or 0, data, -1 if timeout is None else _ns(timeout))
+
+    def send_batch(self, records, timeout=None):
+        return _send_batch(self._h or 0, records, -1 if timeout is None else _ns(timeout))
+
+    def recv(self, timeout=None):
+        return _recv(self._h or 0, -1 if timeout is None else _ns(timeout))
+
+    def recv_batch(self, max=64, timeout=None):
+        return _recv_batch(self._h or 0, max, -1 if timeout is None else _ns(timeout))
+
+    def peek_batch(self, max=64, timeout=None):
+        return _peek_batch(self._h or 0, self, max, -1 if timeout is None else _ns(timeout))
+
+    for _f in (send, send_batch, recv, recv_batch, peek_batch):
+        _f.__doc__ = getattr(Channel, _f.__name__).__doc__
+        setattr(Channel, _f.__name__, _f)
