@@ -11,7 +11,9 @@ import os
 
 from . import errors
 
-try:
+try:  # PYWARREN_NO_EXT=1: ctypes only (the tests run both ways)
+    if os.environ.get("PYWARREN_NO_EXT") == "1":
+        raise ImportError
     from . import _warren as ext
 except ImportError:  # the source tree: pure ctypes
     ext = None

@@ -29,8 +29,7 @@ class Batch:
 
     def __init__(self, chan, recs, n):
         self._chan, self._last = chan, Rec_copy(recs[n - 1])
-        self._views = [memoryview((ctypes.c_char * r.len).from_address(r.data or 0)).cast("B")
-                       if r.len else memoryview(b"") for r in recs[:n]]
+        self._views = [_view(r.data, r.len) for r in recs[:n]]
 
     def __len__(self):
         return len(self._views) if self._views is not None else 0
@@ -56,6 +55,12 @@ class Batch:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def _view(addr, n):
+    if not n:
+        return memoryview(b"")
+    return memoryview((ctypes.c_char * n).from_address(addr)).cast("B").toreadonly()
 
 
 def Rec_copy(r):
