@@ -725,6 +725,19 @@ int wr__heap_free_as(wr_arena *a, wr_off_t off, wr_tag expect) {
 
 /* ------------------------------------------------------------ reclaim */
 
+/* Advance *p to the next span head whose extent fits the heap (a scribbled
+ * descriptor is skipped, never followed). Returns its state, or 0 at the end. */
+static uint32_t span_head_next(const wr_arena *a, uint32_t *p) {
+  for (; *p < a->npages; (*p)++) {
+    const struct wr__span *s = &a->spans[*p];
+    uint32_t st = atomic_load(&s->state);
+    if ((st == WR__SPAN_SMALL || st == WR__SPAN_LARGE) && s->npages >= 1 &&
+        s->npages <= a->npages - *p)
+      return st;
+  }
+  return 0;
+}
+
 /* Orphan span p from inside the page lock (reclaim). */
 static void orphan_locked(wr_arena *a, uint32_t p) {
   struct wr__span *s = &a->spans[p];
@@ -754,14 +767,9 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
   wr_tag T = wr__tag_worker(slot, incarnation);
 
   page_lock(a);
-  for (uint32_t p = 0; p < a->npages;) {
+  uint32_t state;
+  for (uint32_t p = 0; (state = span_head_next(a, &p)) != 0; p += a->spans[p].npages) {
     struct wr__span *s = &a->spans[p];
-    uint32_t state = atomic_load(&s->state);
-    uint32_t n = s->npages;
-    if ((state != WR__SPAN_SMALL && state != WR__SPAN_LARGE) || n == 0 || n > a->npages - p) {
-      p++;
-      continue;
-    }
     _Atomic uint32_t *tags = span_tags(a, p);
     uint32_t owner = atomic_load(&s->owner);
     if (state == WR__SPAN_LARGE) {
@@ -777,7 +785,6 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
       } else if (owner == T) {
         atomic_store(&s->owner, 0); /* its block lives on elsewhere */
       }
-      p += n;
       continue;
     }
     uint32_t bs = cls_size[s->cls < NCLS ? s->cls : 0];
@@ -822,7 +829,6 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
         }
       }
     }
-    p += n;
   }
   page_unlock(a);
   atomic_fetch_add(&a->hdr->reclaims, 1);
@@ -947,14 +953,9 @@ out:
 uint64_t wr_heap_bytes_owned(wr_arena *a, wr_tag tag) {
   uint64_t bytes = 0;
   page_lock(a);
-  for (uint32_t p = 0; p < a->npages;) {
+  uint32_t state;
+  for (uint32_t p = 0; (state = span_head_next(a, &p)) != 0; p += a->spans[p].npages) {
     struct wr__span *s = &a->spans[p];
-    uint32_t state = atomic_load(&s->state);
-    uint32_t n = s->npages;
-    if ((state != WR__SPAN_SMALL && state != WR__SPAN_LARGE) || n == 0 || n > a->npages - p) {
-      p++;
-      continue;
-    }
     _Atomic uint32_t *tags = span_tags(a, p);
     if (state == WR__SPAN_LARGE) {
       if (atomic_load(&tags[0]) == tag) bytes += large_bytes(s);
@@ -962,7 +963,6 @@ uint64_t wr_heap_bytes_owned(wr_arena *a, wr_tag tag) {
       for (uint32_t i = 0; i < s->nblocks; i++)
         if (atomic_load_explicit(&tags[i], memory_order_relaxed) == tag) bytes += cls_size[s->cls];
     }
-    p += n;
   }
   page_unlock(a);
   return bytes;
