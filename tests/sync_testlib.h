@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ static inline tl_child tl_spawn(wr_arena *a, const char *crash_at, int (*fn)(wr_
   if (c.pid < 0) abort();
   if (c.pid == 0) {
     close(p[0]);
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failing test leaves no worker behind */
     if (crash_at) setenv("WARREN_CRASH_AT", crash_at, 1);
     wr_crash_rearm();
     uint32_t slot;
