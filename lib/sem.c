@@ -4,19 +4,22 @@
  * The semaphore is one 64-bit word: the low half is the count (bit 31:
  * "waiters may sleep", the futex word), the high half is the tag of a worker
  * in the middle of an update (0 = none). A change that must also update the
- * worker's held-permit record (struct wr__sync_rec) goes:
+ * worker's held-permit entry (struct wr__sync_held: count | pending, one
+ * 64-bit word in its own slot) goes:
  *
- *   intent {op, sem, n, held before, entry}   (own slot, before anything)
- *   CAS word (count, 0)      -> (count -+ n, me)       the commit
- *   held[entry] = before +- n                          own slot
- *   store word (count -+ n, 0)                          release
+ *   entry = (held, pending = +-d)                   own slot: "about to"
+ *   CAS word (count, 0) -> (count -+ n, me)         the commit
+ *   entry = (held +- d, 0)                          own slot, one store
+ *   store word (count -+ n, 0)                      release
  *
- * so a reclaimer that finds the dead worker's tag in the word knows the CAS
- * happened and recomputes the held count from the intent; otherwise the
- * held record is the truth. Others never wait on a live updater for more
- * than those two stores (they spin with sched_yield); a dead updater's tag
- * is cleared by wr_sync_reclaim. A release of permits the worker does not
- * hold (a signal) is a single CAS.
+ * A reclaimer that finds the dead worker's tag in the word knows the CAS
+ * happened, so the entry's pending change (if still there) counts; without
+ * the tag, either the CAS never happened or the entry was already settled,
+ * so pending is ignored: held = count + (tag is T ? pending : 0). Exact at
+ * every point, with no intent record. Others never wait on a live updater
+ * for more than those two stores (they spin with sched_yield); a dead
+ * updater's tag is cleared by wr_sync_reclaim. A release of permits the
+ * worker does not hold (a signal) is a single CAS.
  *
  * Waiting: set the waiters bit by CAS, then futex-wait on the low half with
  * that value; a releaser that clears the bit wakes every waiter (they set
@@ -67,6 +70,12 @@ int wr_sem_open(wr_arena *a, const char *name, wr_sem **out) {
 
 void wr_sem_close(wr_sem *s) { free(s); }
 
+static inline uint32_t held_count(uint64_t st) { return (uint32_t)st; }
+static inline int32_t held_pending(uint64_t st) { return (int32_t)(uint32_t)(st >> 32); }
+static inline uint64_t held_mk(uint32_t count, int32_t pending) {
+  return (uint64_t)(uint32_t)pending << 32 | count;
+}
+
 /* This worker's held entry for the semaphore at off, or a fresh one when
  * create is set; -1 if none (or the table is full). */
 static int held_entry(struct wr__sync_rec *r, wr_off_t off, bool create) {
@@ -74,28 +83,29 @@ static int held_entry(struct wr__sync_rec *r, wr_off_t off, bool create) {
   for (int i = 0; i < WR__SYNC_HELD; i++) {
     uint64_t o = atomic_load_explicit(&r->held[i].obj, memory_order_relaxed);
     if (o == off) return i;
-    if (empty < 0 && (o == 0 || atomic_load_explicit(&r->held[i].count, memory_order_relaxed) == 0))
+    if (empty < 0 && (o == 0 || atomic_load_explicit(&r->held[i].state, memory_order_relaxed) == 0))
       empty = i;
   }
   if (!create || empty < 0) return -1;
-  atomic_store_explicit(&r->held[empty].count, 0, memory_order_relaxed);
+  atomic_store_explicit(&r->held[empty].state, 0, memory_order_relaxed);
   atomic_store_explicit(&r->held[empty].obj, off, memory_order_relaxed);
   return empty;
 }
 
-static inline void intent_open(struct wr__intent *in, uint32_t op, wr_off_t obj, uint64_t n,
-                               uint64_t before, uint32_t entry) {
-  in->obj = obj;
-  in->arg = n;
-  in->arg2 = before;
-  in->phase = entry;
-  /* Only the reclaimer reads it, after this process died: release orders
-   * the fields before op for it (pairs with its load of op). */
-  atomic_store_explicit(&in->op, op, memory_order_release);
+/* The entry's stores are read by the reclaimer only after this process
+ * died; the seq_cst CAS on the word orders "pending" before the commit. */
+static inline void held_set(struct wr__sync_held *h, uint32_t count, int32_t pending) {
+  atomic_store_explicit(&h->state, held_mk(count, pending), memory_order_relaxed);
 }
 
-static inline void intent_close(struct wr__intent *in) {
-  atomic_store_explicit(&in->op, WR__OP_NONE, memory_order_release);
+/* held_entry, trying the handle's hint first (the common case). */
+static inline int held_find(wr_sem *sh, struct wr__sync_rec *r, bool create) {
+  uint32_t i = sh->h.hint;
+  if (i < WR__SYNC_HELD && atomic_load_explicit(&r->held[i].obj, memory_order_relaxed) == sh->h.off)
+    return (int)i;
+  int e = held_entry(r, sh->h.off, create);
+  if (e >= 0) sh->h.hint = (uint32_t)e;
+  return e;
 }
 
 int wr_sem_acquire(wr_sem *sh, uint32_t n, int64_t timeout_ns) {
@@ -103,9 +113,11 @@ int wr_sem_acquire(wr_sem *sh, uint32_t n, int64_t timeout_ns) {
   struct wr__sem *s = sh->h.obj;
   if (!a->tag || n == 0 || n > WR_SEM_MAX) return -WR_EINVAL;
   struct wr__sync_rec *r = wr__sync_rec(a, a->slot);
-  int e = held_entry(r, sh->h.off, true);
+  int e = held_find(sh, r, true);
   if (e < 0) return -WR_ENOMEM;
-  struct wr__intent *in = &a->slots[a->slot].intent;
+  struct wr__sync_held *he = &r->held[e];
+  uint32_t before = held_count(atomic_load_explicit(&he->state, memory_order_relaxed));
+  if (before + (uint64_t)n > WR_SEM_MAX) return -WR_EOVERFLOW;
   struct timespec ts;
   const struct timespec *dl = NULL;
   bool dl_set = false;
@@ -118,21 +130,20 @@ int wr_sem_acquire(wr_sem *sh, uint32_t n, int64_t timeout_ns) {
       continue;
     }
     if (cnt >= n) {
-      uint32_t before = atomic_load_explicit(&r->held[e].count, memory_order_relaxed);
-      intent_open(in, WR__OP_SEM_ACQUIRE, sh->h.off, n, before, (uint32_t)e);
+      held_set(he, before, (int32_t)n);
       WR_CRASH_POINT(SEM_ACQ_AFTER_INTENT);
       uint64_t locked = mk(lo(w) - n, a->tag);
       /* the commit; seq_cst (pairs with the waiter's CAS of SEM_W) */
       if (!atomic_compare_exchange_weak(&s->word, &w, locked)) continue;
       WR_CRASH_POINT(SEM_ACQ_AFTER_CAS);
-      atomic_store_explicit(&r->held[e].count, before + n, memory_order_relaxed);
+      held_set(he, before + n, 0);
       WR_CRASH_POINT(SEM_ACQ_AFTER_HELD);
       /* pairs with the acquire (CAS) of the next updater */
       atomic_store_explicit(&s->word, mk(lo(locked), 0), memory_order_release);
       WR_CRASH_POINT(SEM_ACQ_AFTER_UNLOCK);
-      intent_close(in);
       return 0;
     }
+    held_set(he, before, 0); /* no change in flight while we wait */
     if (timeout_ns == 0) return -WR_EAGAIN;
     if (!dl_set) {
       dl = wr__deadline(timeout_ns, &ts);
@@ -157,9 +168,10 @@ int wr_sem_release(wr_sem *sh, uint32_t n) {
   struct wr__sem *s = sh->h.obj;
   if (!a->tag || n == 0 || n > WR_SEM_MAX) return -WR_EINVAL;
   struct wr__sync_rec *r = wr__sync_rec(a, a->slot);
-  int e = held_entry(r, sh->h.off, false);
-  uint32_t before = e < 0 ? 0 : atomic_load_explicit(&r->held[e].count, memory_order_relaxed);
-  struct wr__intent *in = &a->slots[a->slot].intent;
+  int e = held_find(sh, r, false);
+  struct wr__sync_held *he = e < 0 ? NULL : &r->held[e];
+  uint32_t before = he ? held_count(atomic_load_explicit(&he->state, memory_order_relaxed)) : 0;
+  uint32_t d = n < before ? n : before; /* permits given back; the rest is a gift */
   uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
   for (;;) {
     if (hi(w) != 0) {
@@ -168,22 +180,24 @@ int wr_sem_release(wr_sem *sh, uint32_t n) {
       continue;
     }
     uint32_t cnt = lo(w) & ~SEM_W;
-    if (cnt + (uint64_t)n > WR_SEM_MAX) return -WR_EOVERFLOW;
+    if (cnt + (uint64_t)n > WR_SEM_MAX) {
+      if (he) held_set(he, before, 0);
+      return -WR_EOVERFLOW;
+    }
     /* The waiters bit is cleared: every waiter is woken below. */
-    if (before == 0) { /* a gift: nothing to account, one CAS */
+    if (d == 0) { /* a gift: nothing to account, one CAS */
       if (!atomic_compare_exchange_weak(&s->word, &w, mk(cnt + n, 0))) continue;
       break;
     }
-    intent_open(in, WR__OP_SEM_RELEASE, sh->h.off, n, before, (uint32_t)e);
+    held_set(he, before, -(int32_t)d);
     WR_CRASH_POINT(SEM_REL_AFTER_INTENT);
     if (!atomic_compare_exchange_weak(&s->word, &w, mk(cnt + n, a->tag))) continue;
     WR_CRASH_POINT(SEM_REL_AFTER_CAS);
-    atomic_store_explicit(&r->held[e].count, n < before ? before - n : 0, memory_order_relaxed);
+    held_set(he, before - d, 0);
     WR_CRASH_POINT(SEM_REL_AFTER_HELD);
     /* pairs with the acquire (CAS) of the next updater */
     atomic_store_explicit(&s->word, mk(cnt + n, 0), memory_order_release);
     WR_CRASH_POINT(SEM_REL_AFTER_UNLOCK);
-    intent_close(in);
     break;
   }
   if (lo(w) & SEM_W) wr__futex_wake(wr__lo32(&s->word), INT_MAX);
@@ -200,29 +214,23 @@ int wr_sem_held(const wr_sem *sh) {
   if (!a->tag) return 0;
   struct wr__sync_rec *r = wr__sync_rec(a, a->slot);
   int e = held_entry(r, sh->h.off, false);
-  return e < 0 ? 0 : (int)atomic_load(&r->held[e].count);
+  return e < 0 ? 0 : (int)held_count(atomic_load(&r->held[e].state));
 }
 
 /* Return the dead worker T's permits to every semaphore still bound. */
 uint64_t wr__sem_reclaim(wr_arena *a, uint32_t slot, wr_tag T) {
   struct wr__sync_rec *r = wr__sync_rec(a, slot);
-  struct wr__intent *in = &a->slots[slot].intent;
-  /* pairs with the release store of op in intent_open */
-  uint32_t op = atomic_load_explicit(&in->op, memory_order_acquire);
   uint64_t total = 0;
   for (uint32_t d = 0; d < WR__DIR_ENTRIES; d++) {
     wr_off_t off;
     struct wr__sem *s = wr__obj_at(a, d, WR_KIND_SEM, WR__MAGIC_SEM, sizeof *s, &off);
     if (!s) continue;
     int e = held_entry(r, off, false);
-    uint64_t held = e < 0 ? 0 : atomic_load(&r->held[e].count);
+    uint64_t st = e < 0 ? 0 : atomic_load(&r->held[e].state);
     uint64_t w = atomic_load(&s->word);
-    bool mine = hi(w) == T;
-    if (mine && (op == WR__OP_SEM_ACQUIRE || op == WR__OP_SEM_RELEASE) && in->obj == off) {
-      /* The CAS happened; the held store may not have: recompute it. */
-      uint64_t n = in->arg, before = in->arg2;
-      held = op == WR__OP_SEM_ACQUIRE ? before + n : (n < before ? before - n : 0);
-    }
+    /* T's tag in the word: its CAS happened, a pending change counts. */
+    int64_t held = (int64_t)held_count(st) + (hi(w) == T ? held_pending(st) : 0);
+    if (held < 0) held = 0;
     if (held > WR_SEM_MAX) held = WR_SEM_MAX; /* a scribbled record */
     for (;;) {
       if (hi(w) != 0 && hi(w) != T) { /* a live updater: two stores away */
@@ -230,13 +238,13 @@ uint64_t wr__sem_reclaim(wr_arena *a, uint32_t slot, wr_tag T) {
         w = atomic_load(&s->word);
         continue;
       }
-      uint64_t cnt = (lo(w) & ~SEM_W) + held;
+      uint64_t cnt = (lo(w) & ~SEM_W) + (uint64_t)held;
       if (cnt > WR_SEM_MAX) cnt = WR_SEM_MAX;
       if (atomic_compare_exchange_weak(&s->word, &w, mk((uint32_t)cnt, 0))) break;
     }
-    total += held;
+    total += (uint64_t)held;
     if (e >= 0) {
-      atomic_store(&r->held[e].count, 0);
+      atomic_store(&r->held[e].state, 0);
       atomic_store(&r->held[e].obj, 0);
     }
     wr__futex_wake(wr__lo32(&s->word), INT_MAX); /* lost wake-ups of a dead releaser too */
@@ -254,7 +262,7 @@ uint32_t wr__sem_holders(const wr_arena *a, wr_off_t off, uint32_t *slots, uint3
     if (st != WR_SLOT_LIVE) continue;
     const struct wr__sync_rec *r = wr__sync_rec(a, s);
     for (int i = 0; i < WR__SYNC_HELD; i++)
-      if (atomic_load(&r->held[i].obj) == off && atomic_load(&r->held[i].count) > 0) {
+      if (atomic_load(&r->held[i].obj) == off && held_count(atomic_load(&r->held[i].state))) {
         slots[k++] = s;
         break;
       }

@@ -38,9 +38,11 @@ static inline _Atomic uint32_t *wr__lo32(_Atomic uint64_t *w) { return (_Atomic 
 #define WR__SYNC_HELD 7
 
 struct wr__sync_held {
-  _Atomic uint64_t obj;   /* semaphore offset; 0 = unused entry */
-  _Atomic uint32_t count; /* permits held (acquired minus released, >= 0) */
-  uint32_t pad;
+  _Atomic uint64_t obj; /* semaphore offset; 0 = unused entry */
+  /* Low half: permits held (acquired minus released, >= 0). High half: the
+   * signed change of an update in flight (0 = none), see sem.c. One word,
+   * so that count and pending change in one store. */
+  _Atomic uint64_t state;
 };
 
 struct wr__sync_rec {
@@ -59,9 +61,7 @@ static inline struct wr__sync_rec *wr__sync_rec(const wr_arena *a, uint32_t slot
 
 /* Intent ops of this module (32..47, internal.h). */
 enum {
-  WR__OP_SEM_ACQUIRE = WR__OP_SYNC_FIRST, /* obj sem, arg n, arg2 held before, phase entry */
-  WR__OP_SEM_RELEASE,                     /* same; arg2 held before */
-  WR__OP_MVAR_PUT,                        /* obj mvar, arg word before the lock */
+  WR__OP_MVAR_PUT = WR__OP_SYNC_FIRST, /* obj mvar, arg word before the lock */
   WR__OP_MAP_BLOCK,                       /* obj map, arg block being stored */
 };
 
@@ -88,7 +88,7 @@ struct wr__handle {
   wr_off_t off;
   uint32_t kind, size;
   uint32_t entry; /* directory entry of the name (a block's owner tag) */
-  uint32_t pad;
+  uint32_t hint;  /* sem.c: index of this worker's held entry, last time */
 };
 
 /* Allocate a zeroed object of `size` bytes, let init() fill it, bind it to
