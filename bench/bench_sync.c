@@ -101,7 +101,8 @@ static double run(enum what w, wr_arena *a, struct shared *sh, int procs) {
         _exit(0);
       }
     }
-    for (int p = 0; p < procs; p++) waitpid(pids[p], NULL, 0);
+    for (int p = 0; p < procs; p++)
+      waitpid(pids[p], NULL, 0);
   }
   double t = now() - t0;
   if (sh->counter != (procs == 1 ? N : N / procs * procs)) {
@@ -123,7 +124,8 @@ static void bench_map(wr_arena *a) {
   wr_map *m;
   if (wr_map_open(a, "bmap", &m)) abort();
   char(*keys)[16] = calloc((size_t)n, 16);
-  for (long i = 0; i < n; i++) snprintf(keys[i], 16, "k%ld", (i * 7919) % 100000000000L);
+  for (long i = 0; i < n; i++)
+    snprintf(keys[i], 16, "k%ld", (i * 7919) % 100000000000L);
   double t0 = now();
   for (long i = 0; i < n; i++)
     if (wr_map_put(m, keys[i], strlen(keys[i]), &i, sizeof i)) abort();
@@ -160,8 +162,8 @@ static void bench_map(wr_arena *a) {
   printf("map (%ld keys, shared, striped locks) vs hsearch_r (one process, no locks):\n", n);
   compare("map put", wput, hput, "hsearch ENTER");
   compare("map get", wget, hget, "hsearch FIND");
-  printf("  map ops/s: put %.2f M, get %.2f M; hsearch_r: enter %.2f M, find %.2f M\n",
-         1e3 / wput, 1e3 / wget, 1e3 / hput, 1e3 / hget);
+  printf("  map ops/s: put %.2f M, get %.2f M; hsearch_r: enter %.2f M, find %.2f M\n", 1e3 / wput,
+         1e3 / wget, 1e3 / hput, 1e3 / hget);
   hdestroy_r(&h);
   free(vals);
   free(keys);

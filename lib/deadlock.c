@@ -36,7 +36,8 @@ static bool dfs(struct node *g, uint32_t v, uint32_t *stack, uint32_t depth, wr_
     uint32_t u = g[v].out[k];
     if (g[u].color == 1) { /* back edge: the cycle is stack[from..depth] */
       uint32_t from = depth;
-      while (stack[from] != u) from--;
+      while (stack[from] != u)
+        from--;
       cyc->n = 0;
       for (uint32_t i = from; i <= depth && cyc->n < WR_DEADLOCK_MAX; i++) {
         uint32_t s = stack[i];
@@ -69,13 +70,18 @@ int wr_deadlock_check(wr_arena *a, wr_deadlock *cyc) {
     if (!obj) continue;
     uint32_t h[MAX_OUT], n = 0;
     switch (kind) {
-    case WR_KIND_SEM: n = wr__sem_holders(a, obj, h, MAX_OUT); break;
+    case WR_KIND_SEM:
+      n = wr__sem_holders(a, obj, h, MAX_OUT);
+      break;
     case WR_KIND_MUTEX:
     case WR_KIND_RWLOCK:
-    case WR_KIND_MAP:
-    case WR_KIND_ARRAY: n = wr__mutex_holders(a, kind, obj, h, MAX_OUT); break;
-    case WR_KIND_MVAR: n = wr__mvar_holders(a, obj, h, MAX_OUT); break;
-    default: break;
+      n = wr__mutex_holders(a, kind, obj, h, MAX_OUT);
+      break;
+    case WR_KIND_MVAR:
+      n = wr__mvar_holders(a, obj, h, MAX_OUT);
+      break;
+    default:
+      break;
     }
     g[s].obj = obj;
     g[s].kind = kind;

@@ -35,10 +35,14 @@ int wr__futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespe
                     FUTEX_BITSET_MATCH_ANY);
   if (rc == 0) return 0;
   switch (errno) {
-  case ETIMEDOUT: return -WR_ETIMEDOUT;
-  case EAGAIN: return -WR_EAGAIN;
-  case EINTR: return interrupted() ? -WR_EINTR : 0; /* any other signal: spurious wake */
-  default: return -errno;
+  case ETIMEDOUT:
+    return -WR_ETIMEDOUT;
+  case EAGAIN:
+    return -WR_EAGAIN;
+  case EINTR:
+    return interrupted() ? -WR_EINTR : 0; /* any other signal: spurious wake */
+  default:
+    return -errno;
   }
 }
 

@@ -77,7 +77,8 @@ static int geometry(struct wr__map *m, uint32_t cap, uint32_t nstripes, uint64_t
   if (cap == 0 || slot_size == 0 || slot_size > (1u << 24)) return -WR_EINVAL;
   if (nstripes == 0) nstripes = 16;
   if (nstripes > cap) nstripes = cap;
-  while (cap % nstripes) nstripes--;
+  while (cap % nstripes)
+    nstripes--;
   m->capacity = cap;
   m->nstripes = nstripes;
   m->per_stripe = cap / nstripes;
@@ -172,7 +173,7 @@ static int open_kind(wr_arena *a, const char *name, int kind, uint32_t magic,
     return -WR_ECORRUPT;
   }
   for (uint32_t e = 0; e < WR__DIR_ENTRIES; e++)
-  *out = h;
+    *out = h;
   return 0;
 }
 
@@ -323,8 +324,7 @@ int wr_map_put_block(wr_map *mh, const void *key, size_t klen, void *block) {
 }
 
 /* Run fn on the slot of key, locked; fn gets the slot index or -1. */
-static int map_read(wr_map *mh, const void *key, size_t klen, void *buf, size_t cap,
-                    void **block) {
+static int map_read(wr_map *mh, const void *key, size_t klen, void *buf, size_t cap, void **block) {
   struct wr__handle *h = &mh->h;
   struct wr__map *m = h->obj;
   if (klen == 0 || klen > m->key_max) return -WR_EMSGSIZE;
@@ -443,9 +443,7 @@ int wr_array_open(wr_arena *a, const char *name, wr_array **out) {
 }
 void wr_array_close(wr_array *ar) { free(ar); }
 
-uint32_t wr_array_len(const wr_array *ar) {
-  return ((const struct wr__map *)ar->h.obj)->capacity;
-}
+uint32_t wr_array_len(const wr_array *ar) { return ((const struct wr__map *)ar->h.obj)->capacity; }
 
 static int array_op(wr_array *ar, uint32_t i, void *out, const void *in,
                     int (*fn)(void *elem, void *ctx), void *ctx) {
@@ -475,7 +473,9 @@ static int array_op(wr_array *ar, uint32_t i, void *out, const void *in,
   return rc < 0 ? rc : 0;
 }
 
-int wr_array_get(wr_array *ar, uint32_t i, void *buf) { return array_op(ar, i, buf, NULL, NULL, NULL); }
+int wr_array_get(wr_array *ar, uint32_t i, void *buf) {
+  return array_op(ar, i, buf, NULL, NULL, NULL);
+}
 int wr_array_set(wr_array *ar, uint32_t i, const void *elem) {
   return array_op(ar, i, NULL, elem, NULL, NULL);
 }

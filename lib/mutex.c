@@ -106,8 +106,7 @@ static void mutex_init(void *obj, const void *arg) {
 }
 
 int wr_mutex_create(wr_arena *a, const char *name) {
-  return wr__obj_create(a, name, WR_KIND_MUTEX, sizeof(struct wr__mutex), mutex_init, NULL,
-                        NULL);
+  return wr__obj_create(a, name, WR_KIND_MUTEX, sizeof(struct wr__mutex), mutex_init, NULL, NULL);
 }
 
 int wr_mutex_open(wr_arena *a, const char *name, wr_mutex **out) {
@@ -279,8 +278,7 @@ void wr__mutex_reclaim(wr_arena *a, wr_tag T) {
   }
 }
 
-uint32_t wr__mutex_holders(const wr_arena *a, int kind, wr_off_t off, uint32_t *slots,
-                           uint32_t n) {
+uint32_t wr__mutex_holders(const wr_arena *a, int kind, wr_off_t off, uint32_t *slots, uint32_t n) {
   uint32_t k = 0;
   if (kind == WR_KIND_MUTEX) {
     const struct wr__mutex *m = wr__ptr_checked(a, off, sizeof *m);

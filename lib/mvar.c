@@ -128,8 +128,8 @@ int wr_mvar_take(wr_mvar *mh, void *buf, size_t cap, int64_t timeout_ns) {
       if (len > size) return -WR_ECORRUPT;
       if (len > cap) return -WR_EMSGSIZE;
       /* seq_cst; pairs with the release store that committed the put */
-      if (!atomic_compare_exchange_weak(&m->word, &w, mk(st_cur(MV_TAKING, c) | (l & MV_W),
-                                                          a->tag)))
+      if (!atomic_compare_exchange_weak(&m->word, &w,
+                                        mk(st_cur(MV_TAKING, c) | (l & MV_W), a->tag)))
         continue;
       WR_CRASH_POINT(MVAR_TAKE_AFTER_LOCK);
       memcpy(buf, buf_of(m, size, c), len);
@@ -173,8 +173,8 @@ int wr_mvar_put(wr_mvar *mh, const void *data, size_t len, int64_t timeout_ns) {
       /* read by the reclaimer after our death; pairs with its acquire */
       atomic_store_explicit(&in->op, WR__OP_MVAR_PUT, memory_order_release);
       WR_CRASH_POINT(MVAR_PUT_AFTER_INTENT);
-      if (!atomic_compare_exchange_weak(&m->word, &w, mk(st_cur(MV_PUTTING, c) | (l & MV_W),
-                                                          a->tag)))
+      if (!atomic_compare_exchange_weak(&m->word, &w,
+                                        mk(st_cur(MV_PUTTING, c) | (l & MV_W), a->tag)))
         continue;
       WR_CRASH_POINT(MVAR_PUT_AFTER_LOCK);
       memcpy(buf_of(m, size, c ^ 1), data, len);

@@ -62,7 +62,7 @@ static inline struct wr__sync_rec *wr__sync_rec(const wr_arena *a, uint32_t slot
 /* Intent ops of this module (32..47, internal.h). */
 enum {
   WR__OP_MVAR_PUT = WR__OP_SYNC_FIRST, /* obj mvar, arg word before the lock */
-  WR__OP_MAP_BLOCK,                       /* obj map, arg block being stored */
+  WR__OP_MAP_BLOCK,                    /* obj map, arg block being stored */
 };
 
 /* ------------------------------------------------------------ objects */
@@ -128,8 +128,7 @@ void wr__map_reclaim(wr_arena *a, uint32_t slot, wr_tag T);
 /* Holder queries for the deadlock graph: fill slots[] (max n) with the
  * slots holding object (kind, off); return how many. */
 uint32_t wr__sem_holders(const wr_arena *a, wr_off_t off, uint32_t *slots, uint32_t n);
-uint32_t wr__mutex_holders(const wr_arena *a, int kind, wr_off_t off, uint32_t *slots,
-                           uint32_t n);
+uint32_t wr__mutex_holders(const wr_arena *a, int kind, wr_off_t off, uint32_t *slots, uint32_t n);
 uint32_t wr__mvar_holders(const wr_arena *a, wr_off_t off, uint32_t *slots, uint32_t n);
 
 #endif /* WARREN_SYNC_H */

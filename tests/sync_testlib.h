@@ -35,7 +35,7 @@ typedef struct tl_child {
 /* Fork a worker: it claims a slot, reports it, runs fn (crash point armed
  * if crash_at) and _exits with fn's return value. */
 static inline tl_child tl_spawn(wr_arena *a, const char *crash_at, int (*fn)(wr_arena *, void *),
-                         void *arg) {
+                                void *arg) {
   int p[2];
   tl_child c = {0, 0, 0, 0};
   if (pipe(p) != 0) abort();
@@ -101,7 +101,8 @@ static inline int tl_points(const char *prefix, const char **out, int max) {
 
 static inline void tl_die(void) {
   kill(getpid(), SIGKILL);
-  for (;;) pause();
+  for (;;)
+    pause();
 }
 
 #endif

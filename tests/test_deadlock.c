@@ -83,8 +83,7 @@ static int worker_sem(wr_arena *a, void *arg) {
   if (wr_sem_open(a, p->first, &s1) || wr_sem_open(a, p->second, &s2) ||
       wr_sem_open(a, "ready", &ready) || wr_sem_open(a, "go", &go))
     return 2;
-  if (wr_sem_acquire(s1, 1, -1) || wr_sem_release(ready, 1) || wr_sem_acquire(go, 1, -1))
-    return 3;
+  if (wr_sem_acquire(s1, 1, -1) || wr_sem_release(ready, 1) || wr_sem_acquire(go, 1, -1)) return 3;
   wr_sem_acquire(s2, 1, -1);
   return 6;
 }

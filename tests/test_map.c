@@ -55,7 +55,8 @@ static void test_basic(void **state) {
   }
   /* A stripe fills up: -WR_ENOMEM, not a corrupt table. */
   wr_map *small = mk_map(a, "small", 4, 1);
-  for (int i = 0; i < 4; i++) assert_int_equal(wr_map_put(small, &i, sizeof i, "x", 1), 0);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(wr_map_put(small, &i, sizeof i, "x", 1), 0);
   int five = 5;
   assert_int_equal(wr_map_put(small, &five, sizeof five, "x", 1), -WR_ENOMEM);
   wr_sem *s;
@@ -120,7 +121,8 @@ static void test_group(void **state) {
   assert_int_equal(wr_array_open(a, "ar", &ar), 0);
   assert_int_equal(wr_array_len(ar), 100);
   tl_child c[3];
-  for (int i = 0; i < 3; i++) c[i] = tl_spawn(a, NULL, worker_group2, NULL);
+  for (int i = 0; i < 3; i++)
+    c[i] = tl_spawn(a, NULL, worker_group2, NULL);
   for (int i = 0; i < 3; i++) {
     tl_reap(a, &c[i]);
     assert_int_equal(tl_exit_code(&c[i]), 0);

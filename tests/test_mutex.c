@@ -60,7 +60,8 @@ static void test_contended(void **state) {
   assert_int_equal(wr_calloc(a, 1, 8, &p), 0);
   wr_off_t off = wr_off(a, p);
   tl_child c[3];
-  for (int i = 0; i < 3; i++) c[i] = tl_spawn(a, NULL, worker_count, &off);
+  for (int i = 0; i < 3; i++)
+    c[i] = tl_spawn(a, NULL, worker_count, &off);
   for (int i = 0; i < 3; i++) {
     tl_reap(a, &c[i]);
     assert_int_equal(tl_exit_code(&c[i]), 0);
@@ -235,7 +236,8 @@ static void test_rwlock_mix(void **state) {
   assert_int_equal(wr_calloc(a, 2, 8, &p), 0);
   wr_off_t off = wr_off(a, p);
   tl_child c[3];
-  for (int i = 0; i < 3; i++) c[i] = tl_spawn(a, NULL, worker_rw_mix, &off);
+  for (int i = 0; i < 3; i++)
+    c[i] = tl_spawn(a, NULL, worker_rw_mix, &off);
   for (int i = 0; i < 3; i++) {
     tl_reap(a, &c[i]);
     assert_int_equal(tl_exit_code(&c[i]), 0);

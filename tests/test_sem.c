@@ -77,7 +77,8 @@ static void test_contended(void **state) {
   assert_int_equal(wr_calloc(a, 1, 8, &p), 0);
   wr_off_t off = wr_off(a, p);
   tl_child c[3];
-  for (int i = 0; i < 3; i++) c[i] = tl_spawn(a, NULL, worker_count, &off);
+  for (int i = 0; i < 3; i++)
+    c[i] = tl_spawn(a, NULL, worker_count, &off);
   for (int i = 0; i < 3; i++) {
     assert_int_equal(tl_reap(a, &c[i]), 0);
     assert_int_equal(tl_exit_code(&c[i]), 0);
@@ -196,8 +197,8 @@ static void test_gift(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_basic),        cmocka_unit_test(test_contended),
-      cmocka_unit_test(test_wake),         cmocka_unit_test(test_crash_matrix),
+      cmocka_unit_test(test_basic), cmocka_unit_test(test_contended),
+      cmocka_unit_test(test_wake),  cmocka_unit_test(test_crash_matrix),
       cmocka_unit_test(test_gift),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

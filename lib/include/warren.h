@@ -370,7 +370,8 @@ WR_EXTERN void wr_sem_close(wr_sem *s);
  * recorded as held by this worker: if it dies, wr_sync_reclaim returns them.
  * A worker holds permits of at most 7 semaphores at once (-WR_ENOMEM).
  * Errors: -WR_EINVAL (n == 0 or > WR_SEM_MAX), -WR_EAGAIN (timeout 0),
- * -WR_ETIMEDOUT, -WR_EINTR, -WR_ENOMEM. */
+ * -WR_ETIMEDOUT, -WR_EINTR, -WR_ENOMEM, -WR_EOVERFLOW (this worker would
+ * hold more than WR_SEM_MAX). */
 WR_EXTERN int wr_sem_acquire(wr_sem *s, uint32_t n, int64_t timeout_ns);
 /* wr_sem_acquire(s, n, 0). */
 WR_EXTERN int wr_sem_try(wr_sem *s, uint32_t n);
