@@ -217,6 +217,28 @@ int wr_sem_held(const wr_sem *sh) {
   return e < 0 ? 0 : (int)held_count(atomic_load(&r->held[e].state));
 }
 
+/* The word carries the tag of an updater that is not alive (it died
+ * mid-update and its own reclaim has not run yet, or the word was
+ * scribbled): settle its entry as its own reclaim would (the CAS happened,
+ * so a pending change counts) and clear the tag, so that nobody waits for
+ * a reclaim that may be queued behind this one. */
+static void settle_dead_updater(wr_arena *a, struct wr__sem *s, wr_off_t off, uint64_t w) {
+  wr_tag H = hi(w);
+  uint32_t slot = wr__tag_slot(H);
+  if (WR__TAG_KIND(H) == WR__TAGK_WORKER && slot < WR_MAX_SLOTS &&
+      atomic_load(&a->slots[slot].state) == WR_SLOT_DEAD &&
+      (atomic_load(&a->slots[slot].incarnation) & WR__INC_MASK) == (H & WR__INC_MASK)) {
+    struct wr__sync_rec *r = wr__sync_rec(a, slot);
+    int e = held_entry(r, off, false);
+    if (e >= 0) {
+      uint64_t st = atomic_load(&r->held[e].state);
+      int64_t held = (int64_t)held_count(st) + held_pending(st);
+      held_set(&r->held[e], held < 0 ? 0 : (uint32_t)held, 0);
+    }
+  }
+  atomic_compare_exchange_strong(&s->word, &w, mk(lo(w), 0));
+}
+
 /* Return the dead worker T's permits to every semaphore still bound. */
 uint64_t wr__sem_reclaim(wr_arena *a, uint32_t slot, wr_tag T) {
   struct wr__sync_rec *r = wr__sync_rec(a, slot);
@@ -233,8 +255,11 @@ uint64_t wr__sem_reclaim(wr_arena *a, uint32_t slot, wr_tag T) {
     if (held < 0) held = 0;
     if (held > WR_SEM_MAX) held = WR_SEM_MAX; /* a scribbled record */
     for (;;) {
-      if (hi(w) != 0 && hi(w) != T) { /* a live updater: two stores away */
-        sched_yield();
+      if (hi(w) != 0 && hi(w) != T) {
+        if (!wr__worker_tag_live(a, hi(w)))
+          settle_dead_updater(a, s, off, w);
+        else
+          sched_yield(); /* a live updater: two stores away */
         w = atomic_load(&s->word);
         continue;
       }

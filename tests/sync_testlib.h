@@ -62,10 +62,9 @@ static inline tl_child tl_spawn(wr_arena *a, const char *crash_at, int (*fn)(wr_
   return c;
 }
 
-/* Wait for the worker, then do what the supervisor does after any exit.
+/* What the supervisor does after a worker exited, however it exited.
  * Returns the permits wr_sync_reclaim gave back. */
-static inline uint64_t tl_reap(wr_arena *a, tl_child *c) {
-  if (waitpid(c->pid, &c->status, 0) != c->pid) abort();
+static inline uint64_t tl_reclaim(wr_arena *a, tl_child *c) {
   uint64_t permits = 0;
   wr_reclaim_report rep;
   if (wr_slot_mark_dead(a, c->slot, c->inc) != 0) abort();
@@ -73,6 +72,12 @@ static inline uint64_t tl_reap(wr_arena *a, tl_child *c) {
   if (wr_heap_reclaim(a, c->slot, c->inc, &rep) != 0) abort();
   if (wr_slot_release(a, c->slot, c->inc) != 0) abort();
   return permits;
+}
+
+/* Wait for the worker, then reclaim it. */
+static inline uint64_t tl_reap(wr_arena *a, tl_child *c) {
+  if (waitpid(c->pid, &c->status, 0) != c->pid) abort();
+  return tl_reclaim(a, c);
 }
 
 static inline int tl_killed(const tl_child *c) {

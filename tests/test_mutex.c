@@ -191,6 +191,12 @@ static void test_rwlock(void **state) {
   assert_true(tl_killed(&c));
   assert_int_equal(wr_rwlock_wrlock(rw, 0), 0);
   assert_int_equal(wr_rwlock_unlock(rw), 0);
+  /* Killed right after counting itself in as a reader: dropped too. */
+  c = tl_spawn(a, "rwlock.read.after_inc", worker_reader, &mode);
+  tl_reap(a, &c);
+  assert_true(tl_killed(&c));
+  assert_int_equal(wr_rwlock_wrlock(rw, 0), 0);
+  assert_int_equal(wr_rwlock_unlock(rw), 0);
   /* A dead writer: owner-dead for readers and writers until repaired. */
   mode = 2;
   c = tl_spawn(a, NULL, worker_reader, &mode);

@@ -195,11 +195,87 @@ static void test_gift(void **state) {
   wr_arena_detach(a);
 }
 
+/* Two workers die: A inside an update (its tag still in the word), B
+ * holding a permit. Reclaiming B first must not wait for A's reclaim. */
+static int worker_hold_one(wr_arena *a, void *arg) {
+  (void)arg;
+  wr_sem *s;
+  if (wr_sem_open(a, "s", &s) || wr_sem_acquire(s, 1, -1)) return 2;
+  tl_die();
+  return 0;
+}
+
+static void test_two_deaths(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  assert_int_equal(wr_sem_create(a, "s", 5), 0);
+  assert_int_equal(wr_sem_create(a, "t", 1), 0);
+  tl_child B = tl_spawn(a, NULL, worker_hold_one, NULL);
+  assert_int_equal(waitpid(B.pid, &B.status, 0), B.pid);
+  tl_child A = tl_spawn(a, "sem.acquire.after_cas:3", worker_crash, NULL);
+  assert_int_equal(waitpid(A.pid, &A.status, 0), A.pid);
+  assert_true(tl_killed(&A));
+  assert_int_equal(wr_slot_mark_dead(a, A.slot, A.inc), 0);
+  assert_int_equal(tl_reclaim(a, &B), 1); /* A's tag is still in s's word */
+  /* A held 2 - 1 of s, + 1 from the acquire it died in (committed), + 1 of t. */
+  assert_int_equal(tl_reclaim(a, &A), 3);
+  wr_sem *s, *t;
+  assert_int_equal(wr_sem_open(a, "s", &s), 0);
+  assert_int_equal(wr_sem_open(a, "t", &t), 0);
+  assert_int_equal(wr_sem_value(s), 5);
+  assert_int_equal(wr_sem_value(t), 1);
+  wr_sem_close(s);
+  wr_sem_close(t);
+  wr_arena_detach(a);
+}
+
+/* A real signal whose handler calls wr_interrupt ends a blocked wait. */
+static void on_usr1(int sig) {
+  (void)sig;
+  wr_interrupt();
+}
+
+static int worker_interrupted(wr_arena *a, void *arg) {
+  (void)arg;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_usr1; /* no SA_RESTART */
+  sigaction(SIGUSR1, &sa, NULL);
+  wr_sem *s, *ready;
+  if (wr_sem_open(a, "z", &s) || wr_sem_open(a, "ready", &ready)) return 2;
+  if (wr_sem_release(ready, 1)) return 3;
+  int rc;
+  do /* the signal may come before we sleep: then the flag ends the wait */
+    rc = wr_sem_acquire(s, 1, -1);
+  while (rc == 0);
+  return rc == -WR_EINTR ? 0 : 4;
+}
+
+static void test_signal_interrupt(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  assert_int_equal(wr_sem_create(a, "z", 0), 0);
+  assert_int_equal(wr_sem_create(a, "ready", 0), 0);
+  wr_sem *ready;
+  assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
+  tl_child c = tl_spawn(a, NULL, worker_interrupted, NULL);
+  assert_int_equal(wr_sem_acquire(ready, 1, -1), 0);
+  kill(c.pid, SIGUSR1);
+  tl_reap(a, &c);
+  assert_int_equal(tl_exit_code(&c), 0);
+  wr_sem_close(ready);
+  wr_arena_detach(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_basic), cmocka_unit_test(test_contended),
-      cmocka_unit_test(test_wake),  cmocka_unit_test(test_crash_matrix),
+      cmocka_unit_test(test_basic),
+      cmocka_unit_test(test_contended),
+      cmocka_unit_test(test_wake),
+      cmocka_unit_test(test_crash_matrix),
       cmocka_unit_test(test_gift),
+      cmocka_unit_test(test_two_deaths),
+      cmocka_unit_test(test_signal_interrupt),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
