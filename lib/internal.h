@@ -314,11 +314,11 @@ extern bool (*wr__lane_owns_hook)(const wr_arena *a, uint32_t lane, wr_off_t off
   XX(NAME_BIND_AFTER_BUSY, "name.bind.after_busy")                     \
   XX(NAME_BIND_AFTER_TRANSFER, "name.bind.after_transfer")             \
   XX(NAME_UNBIND_AFTER_FREE, "name.unbind.after_free")                 \
-  XX(SEM_ACQ_AFTER_INTENT, "sem.acquire.after_intent")                 \
+  XX(SEM_ACQ_AFTER_PENDING, "sem.acquire.after_pending")               \
   XX(SEM_ACQ_AFTER_CAS, "sem.acquire.after_cas")                       \
   XX(SEM_ACQ_AFTER_HELD, "sem.acquire.after_held")                     \
   XX(SEM_ACQ_AFTER_UNLOCK, "sem.acquire.after_unlock")                 \
-  XX(SEM_REL_AFTER_INTENT, "sem.release.after_intent")                 \
+  XX(SEM_REL_AFTER_PENDING, "sem.release.after_pending")               \
   XX(SEM_REL_AFTER_CAS, "sem.release.after_cas")                       \
   XX(SEM_REL_AFTER_HELD, "sem.release.after_held")                     \
   XX(SEM_REL_AFTER_UNLOCK, "sem.release.after_unlock")                 \

@@ -499,7 +499,11 @@ void wr__map_free_blocks(wr_arena *a, uint32_t e, wr_off_t map_off) {
   if (!m || m->magic != WR__MAGIC_MAP || !hdr_ok(a, m)) return;
   for (uint32_t i = 0; i < m->capacity; i++) {
     wr_off_t o = slot_block(m, i);
-    if (o) wr__heap_free_as(a, o, wr__tag_name(e));
+    if (!o) continue;
+    /* Unreference first: a crash in between leaks the block (the checker
+     * names it), it never leaves a slot pointing at a freed block. */
+    mslot(m, i)->state = SL_TOMB;
+    wr__heap_free_as(a, o, wr__tag_name(e));
   }
 }
 

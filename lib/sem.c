@@ -131,7 +131,7 @@ int wr_sem_acquire(wr_sem *sh, uint32_t n, int64_t timeout_ns) {
     }
     if (cnt >= n) {
       held_set(he, before, (int32_t)n);
-      WR_CRASH_POINT(SEM_ACQ_AFTER_INTENT);
+      WR_CRASH_POINT(SEM_ACQ_AFTER_PENDING);
       uint64_t locked = mk(lo(w) - n, a->tag);
       /* the commit; seq_cst (pairs with the waiter's CAS of SEM_W) */
       if (!atomic_compare_exchange_weak(&s->word, &w, locked)) continue;
@@ -190,7 +190,7 @@ int wr_sem_release(wr_sem *sh, uint32_t n) {
       break;
     }
     held_set(he, before, -(int32_t)d);
-    WR_CRASH_POINT(SEM_REL_AFTER_INTENT);
+    WR_CRASH_POINT(SEM_REL_AFTER_PENDING);
     if (!atomic_compare_exchange_weak(&s->word, &w, mk(cnt + n, a->tag))) continue;
     WR_CRASH_POINT(SEM_REL_AFTER_CAS);
     held_set(he, before - d, 0);
