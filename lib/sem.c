@@ -18,8 +18,9 @@
  * so pending is ignored: held = count + (tag is T ? pending : 0). Exact at
  * every point, with no intent record. Others never wait on a live updater
  * for more than those two stores (they spin with sched_yield); a dead
- * updater's tag is cleared by wr_sync_reclaim. A release of permits the
- * worker does not hold (a signal) is a single CAS.
+ * updater's tag is settled by whoever finds its process gone (a reclaim
+ * never waits for another reclaim), or by its own wr_sync_reclaim. A release
+ * of permits the worker does not hold (a signal) is a single CAS.
  *
  * Waiting: set the waiters bit by CAS, then futex-wait on the low half with
  * that value; a releaser that clears the bit wakes every waiter (they set
@@ -28,9 +29,14 @@
  */
 #include "sync.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #define SEM_W 0x80000000u
 
@@ -108,6 +114,61 @@ static inline int held_find(wr_sem *sh, struct wr__sync_rec *r, bool create) {
   return e;
 }
 
+/* Is the process behind worker tag H gone (exited, killed, a zombie not
+ * yet reaped), even if its slot is not marked dead yet? A supervisor learns
+ * deaths one at a time, so a reclaim must not wait for a dead updater.
+ * Slow (a syscall, maybe /proc): only called after spinning a while. */
+static bool updater_gone(const wr_arena *a, wr_tag H) {
+  uint32_t slot = wr__tag_slot(H);
+  if (WR__TAG_KIND(H) != WR__TAGK_WORKER || slot >= WR_MAX_SLOTS) return true;
+  if (!wr__worker_tag_live(a, H)) return true;
+  pid_t pid = atomic_load(&a->slots[slot].pid);
+  if (pid <= 0) return false;
+  if (kill(pid, 0) < 0 && errno == ESRCH) return true;
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  const char *p = strrchr(buf, ')');
+  return p && p[1] && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* The word carries the tag of an updater whose process is gone (it died
+ * mid-update and its reclaim has not run yet, maybe queued behind the one
+ * running now) or of no worker (a scribbled word): settle its entry as its
+ * own reclaim would (its CAS happened, so a pending change counts) and
+ * clear the tag. Idempotent: several may settle the same updater. */
+static void settle_dead_updater(wr_arena *a, struct wr__sem *s, wr_off_t off, uint64_t w) {
+  wr_tag H = hi(w);
+  uint32_t slot = wr__tag_slot(H);
+  if (WR__TAG_KIND(H) == WR__TAGK_WORKER && slot < WR_MAX_SLOTS &&
+      (atomic_load(&a->slots[slot].incarnation) & WR__INC_MASK) == (H & WR__INC_MASK)) {
+    struct wr__sync_rec *r = wr__sync_rec(a, slot);
+    int e = held_entry(r, off, false);
+    if (e >= 0) {
+      uint64_t st = atomic_load(&r->held[e].state);
+      int64_t held = (int64_t)held_count(st) + held_pending(st);
+      held_set(&r->held[e], held < 0 ? 0 : (uint32_t)held, 0);
+    }
+  }
+  atomic_compare_exchange_strong(&s->word, &w, mk(lo(w), 0));
+}
+
+/* The word is locked by another updater: wait for it (two stores away), or
+ * settle it if its process is gone. Returns the word reloaded. */
+static uint64_t wait_updater(wr_arena *a, struct wr__sem *s, wr_off_t off, uint64_t w,
+                             uint32_t *spins) {
+  if (++*spins % 64 == 0 && updater_gone(a, hi(w)))
+    settle_dead_updater(a, s, off, w);
+  else
+    sched_yield();
+  return atomic_load_explicit(&s->word, memory_order_relaxed);
+}
+
 int wr_sem_acquire(wr_sem *sh, uint32_t n, int64_t timeout_ns) {
   wr_arena *a = sh->h.a;
   struct wr__sem *s = sh->h.obj;
@@ -121,12 +182,12 @@ int wr_sem_acquire(wr_sem *sh, uint32_t n, int64_t timeout_ns) {
   struct timespec ts;
   const struct timespec *dl = NULL;
   bool dl_set = false;
+  uint32_t spins = 0;
   uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
   for (;;) {
     uint32_t cnt = lo(w) & ~SEM_W;
-    if (hi(w) != 0) { /* an update in progress: two stores away */
-      sched_yield();
-      w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    if (hi(w) != 0) { /* an update in progress */
+      w = wait_updater(a, s, sh->h.off, w, &spins);
       continue;
     }
     if (cnt >= n) {
@@ -172,11 +233,11 @@ int wr_sem_release(wr_sem *sh, uint32_t n) {
   struct wr__sync_held *he = e < 0 ? NULL : &r->held[e];
   uint32_t before = he ? held_count(atomic_load_explicit(&he->state, memory_order_relaxed)) : 0;
   uint32_t d = n < before ? n : before; /* permits given back; the rest is a gift */
+  uint32_t spins = 0;
   uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
   for (;;) {
     if (hi(w) != 0) {
-      sched_yield();
-      w = atomic_load_explicit(&s->word, memory_order_relaxed);
+      w = wait_updater(a, s, sh->h.off, w, &spins);
       continue;
     }
     uint32_t cnt = lo(w) & ~SEM_W;
@@ -217,28 +278,6 @@ int wr_sem_held(const wr_sem *sh) {
   return e < 0 ? 0 : (int)held_count(atomic_load(&r->held[e].state));
 }
 
-/* The word carries the tag of an updater that is not alive (it died
- * mid-update and its own reclaim has not run yet, or the word was
- * scribbled): settle its entry as its own reclaim would (the CAS happened,
- * so a pending change counts) and clear the tag, so that nobody waits for
- * a reclaim that may be queued behind this one. */
-static void settle_dead_updater(wr_arena *a, struct wr__sem *s, wr_off_t off, uint64_t w) {
-  wr_tag H = hi(w);
-  uint32_t slot = wr__tag_slot(H);
-  if (WR__TAG_KIND(H) == WR__TAGK_WORKER && slot < WR_MAX_SLOTS &&
-      atomic_load(&a->slots[slot].state) == WR_SLOT_DEAD &&
-      (atomic_load(&a->slots[slot].incarnation) & WR__INC_MASK) == (H & WR__INC_MASK)) {
-    struct wr__sync_rec *r = wr__sync_rec(a, slot);
-    int e = held_entry(r, off, false);
-    if (e >= 0) {
-      uint64_t st = atomic_load(&r->held[e].state);
-      int64_t held = (int64_t)held_count(st) + held_pending(st);
-      held_set(&r->held[e], held < 0 ? 0 : (uint32_t)held, 0);
-    }
-  }
-  atomic_compare_exchange_strong(&s->word, &w, mk(lo(w), 0));
-}
-
 /* Return the dead worker T's permits to every semaphore still bound. */
 uint64_t wr__sem_reclaim(wr_arena *a, uint32_t slot, wr_tag T) {
   struct wr__sync_rec *r = wr__sync_rec(a, slot);
@@ -254,13 +293,10 @@ uint64_t wr__sem_reclaim(wr_arena *a, uint32_t slot, wr_tag T) {
     int64_t held = (int64_t)held_count(st) + (hi(w) == T ? held_pending(st) : 0);
     if (held < 0) held = 0;
     if (held > WR_SEM_MAX) held = WR_SEM_MAX; /* a scribbled record */
+    uint32_t spins = 0;
     for (;;) {
       if (hi(w) != 0 && hi(w) != T) {
-        if (!wr__worker_tag_live(a, hi(w)))
-          settle_dead_updater(a, s, off, w);
-        else
-          sched_yield(); /* a live updater: two stores away */
-        w = atomic_load(&s->word);
+        w = wait_updater(a, s, off, w, &spins);
         continue;
       }
       uint64_t cnt = (lo(w) & ~SEM_W) + (uint64_t)held;

@@ -267,6 +267,51 @@ static void test_signal_interrupt(void **state) {
   wr_arena_detach(a);
 }
 
+/* Kills at arbitrary instructions, not only at crash points: workers
+ * hammer two semaphores and are SIGKILLed at random moments; after every
+ * reclaim both semaphores hold their full count again. */
+static int worker_hammer(wr_arena *a, void *arg) {
+  unsigned seed = (unsigned)getpid();
+  (void)arg;
+  wr_sem *s, *t;
+  if (wr_sem_open(a, "s", &s) || wr_sem_open(a, "t", &t)) return 2;
+  for (;;) {
+    uint32_t n = 1 + (uint32_t)(rand_r(&seed) % 2);
+    if (wr_sem_acquire(s, n, -1)) return 3;
+    if (rand_r(&seed) % 2 && wr_sem_acquire(t, 1, 0) == 0) wr_sem_release(t, 1);
+    if (wr_sem_release(s, n)) return 4;
+  }
+}
+
+static void test_random_kills(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  assert_int_equal(wr_sem_create(a, "s", 3), 0);
+  assert_int_equal(wr_sem_create(a, "t", 1), 0);
+  wr_sem *s, *t;
+  assert_int_equal(wr_sem_open(a, "s", &s), 0);
+  assert_int_equal(wr_sem_open(a, "t", &t), 0);
+  unsigned seed = 42;
+  for (int round = 0; round < 30; round++) {
+    tl_child c[3];
+    for (int i = 0; i < 3; i++)
+      c[i] = tl_spawn(a, NULL, worker_hammer, NULL);
+    usleep(200 + rand_r(&seed) % 2000); /* a random moment, not an assertion */
+    for (int i = 0; i < 3; i++)
+      kill(c[i].pid, SIGKILL);
+    for (int i = 0; i < 3; i++) {
+      tl_reap(a, &c[i]);
+      assert_true(tl_killed(&c[i]));
+    }
+    if (wr_sem_value(s) != 3 || wr_sem_value(t) != 1)
+      fail_msg("round %d: values %d %d", round, wr_sem_value(s), wr_sem_value(t));
+  }
+  wr_sem_close(s);
+  wr_sem_close(t);
+  assert_true(tl_heap_ok(a));
+  wr_arena_detach(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basic),
@@ -276,6 +321,7 @@ int main(void) {
       cmocka_unit_test(test_gift),
       cmocka_unit_test(test_two_deaths),
       cmocka_unit_test(test_signal_interrupt),
+      cmocka_unit_test(test_random_kills),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
