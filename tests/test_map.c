@@ -239,12 +239,64 @@ static void test_crash_matrix(void **state) {
   }
 }
 
+/* Workers overwrite 32 keys with uniform 64-byte values, delete some, and
+ * are SIGKILLed at random moments: afterwards every value is whole, the
+ * count agrees with the keys found, and the heap check passes. */
+static int worker_hammer(wr_arena *a, void *arg) {
+  (void)arg;
+  unsigned seed = (unsigned)getpid();
+  wr_map *m;
+  if (wr_map_open(a, "m", &m)) return 2;
+  for (;;) {
+    uint32_t k = (uint32_t)rand_r(&seed) % 32;
+    uint8_t v[64];
+    memset(v, (int)(rand_r(&seed) & 0xff), sizeof v);
+    int rc =
+        rand_r(&seed) % 4 ? wr_map_put(m, &k, sizeof k, v, sizeof v) : wr_map_del(m, &k, sizeof k);
+    if (rc && rc != -WR_ENOENT) return 3;
+  }
+}
+
+static void test_random_kills(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  wr_map *m = mk_map(a, "m", 64, 4);
+  unsigned seed = 11;
+  for (int round = 0; round < 30; round++) {
+    tl_child c[3];
+    for (int i = 0; i < 3; i++)
+      c[i] = tl_spawn(a, NULL, worker_hammer, NULL);
+    usleep(200 + rand_r(&seed) % 2000); /* a random moment, not an assertion */
+    for (int i = 0; i < 3; i++)
+      kill(c[i].pid, SIGKILL);
+    for (int i = 0; i < 3; i++) {
+      tl_reap(a, &c[i]);
+      if (!tl_killed(&c[i])) fail_msg("round %d: worker exit %d", round, tl_exit_code(&c[i]));
+    }
+    int64_t found = 0;
+    for (uint32_t k = 0; k < 32; k++) {
+      uint8_t v[64];
+      int rc = wr_map_get(m, &k, sizeof k, v, sizeof v);
+      if (rc == -WR_ENOENT) continue;
+      if (rc != 64) fail_msg("round %d: key %u: %d", round, k, rc);
+      for (int i = 0; i < 64; i++)
+        if (v[i] != v[0]) fail_msg("round %d: key %u torn", round, k);
+      found++;
+    }
+    if (wr_map_count(m) != found)
+      fail_msg("round %d: count %lld, found %lld", round, (long long)wr_map_count(m),
+               (long long)found);
+    if (!tl_heap_ok(a)) fail_msg("round %d: heap check", round);
+  }
+  wr_map_close(m);
+  wr_arena_detach(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_basic),
-      cmocka_unit_test(test_group),
-      cmocka_unit_test(test_blocks),
-      cmocka_unit_test(test_crash_matrix),
+      cmocka_unit_test(test_basic),        cmocka_unit_test(test_group),
+      cmocka_unit_test(test_blocks),       cmocka_unit_test(test_crash_matrix),
+      cmocka_unit_test(test_random_kills),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

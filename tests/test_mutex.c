@@ -253,11 +253,74 @@ static void test_rwlock_mix(void **state) {
   wr_arena_detach(a);
 }
 
+/* Workers update a pair (a, b) under the mutex, a != b in the middle, and
+ * are SIGKILLed at random moments. Whoever locks next sees a == b, unless
+ * it gets EOWNERDEAD: then it repairs (b = a) and marks consistent. */
+static int worker_pair(wr_arena *a, void *arg) {
+  volatile uint64_t *pair = wr_ptr(a, *(wr_off_t *)arg);
+  wr_mutex *m;
+  if (wr_mutex_open(a, "m", &m)) return 2;
+  for (;;) {
+    int rc = wr_mutex_lock(m, -1);
+    if (rc == -WR_EOWNERDEAD) {
+      pair[1] = pair[0];
+      wr_mutex_consistent(m);
+    } else if (rc) {
+      return 3;
+    }
+    if (pair[0] != pair[1]) return 4;
+    pair[0]++;
+    pair[1]++;
+    if (wr_mutex_unlock(m)) return 5;
+  }
+}
+
+static void test_random_kills(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  assert_int_equal(wr_mutex_create(a, "m"), 0);
+  wr_mutex *m;
+  assert_int_equal(wr_mutex_open(a, "m", &m), 0);
+  void *p;
+  assert_int_equal(wr_calloc(a, 2, 8, &p), 0);
+  volatile uint64_t *pair = p;
+  wr_off_t off = wr_off(a, p);
+  unsigned seed = 5;
+  int dead = 0;
+  for (int round = 0; round < 30; round++) {
+    tl_child c[3];
+    for (int i = 0; i < 3; i++)
+      c[i] = tl_spawn(a, NULL, worker_pair, &off);
+    usleep(200 + rand_r(&seed) % 2000); /* a random moment, not an assertion */
+    for (int i = 0; i < 3; i++)
+      kill(c[i].pid, SIGKILL);
+    for (int i = 0; i < 3; i++) {
+      tl_reap(a, &c[i]);
+      if (!tl_killed(&c[i])) fail_msg("round %d: worker exit %d", round, tl_exit_code(&c[i]));
+    }
+    int rc = wr_mutex_lock(m, 0);
+    if (rc == -WR_EOWNERDEAD) {
+      dead++;
+      pair[1] = pair[0];
+      assert_int_equal(wr_mutex_consistent(m), 0);
+    } else if (rc != 0 || pair[0] != pair[1]) {
+      fail_msg("round %d: lock %d, pair %llu %llu", round, rc, (unsigned long long)pair[0],
+               (unsigned long long)pair[1]);
+    }
+    assert_int_equal(wr_mutex_unlock(m), 0);
+  }
+  print_message("owner died holding the mutex in %d of 30 rounds\n", dead);
+  wr_mutex_close(m);
+  assert_true(tl_heap_ok(a));
+  wr_arena_detach(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_basic),      cmocka_unit_test(test_contended),
-      cmocka_unit_test(test_owner_dead), cmocka_unit_test(test_consistent),
-      cmocka_unit_test(test_rwlock),     cmocka_unit_test(test_rwlock_mix),
+      cmocka_unit_test(test_basic),        cmocka_unit_test(test_contended),
+      cmocka_unit_test(test_owner_dead),   cmocka_unit_test(test_consistent),
+      cmocka_unit_test(test_rwlock),       cmocka_unit_test(test_rwlock_mix),
+      cmocka_unit_test(test_random_kills),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

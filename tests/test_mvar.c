@@ -128,11 +128,59 @@ static void test_crash_matrix(void **state) {
   }
 }
 
+/* Workers take a 64-byte value of one repeated byte and put it back
+ * incremented, and are SIGKILLed at random moments: after the reclaims the
+ * MVar is full and its value is whole. */
+static int worker_hammer(wr_arena *a, void *arg) {
+  (void)arg;
+  wr_mvar *m;
+  if (wr_mvar_open(a, "m", &m)) return 2;
+  for (;;) {
+    uint8_t v[64];
+    if (wr_mvar_take(m, v, sizeof v, -1) != 64) return 3;
+    for (int i = 0; i < 64; i++)
+      if (v[i] != v[0]) return 4;
+    memset(v, v[0] + 1, sizeof v);
+    if (wr_mvar_put(m, v, sizeof v, -1)) return 5;
+  }
+}
+
+static void test_random_kills(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  uint8_t v[64];
+  memset(v, 0, sizeof v);
+  assert_int_equal(wr_mvar_create(a, "m", 64, v, sizeof v), 0);
+  wr_mvar *m;
+  assert_int_equal(wr_mvar_open(a, "m", &m), 0);
+  unsigned seed = 7;
+  for (int round = 0; round < 30; round++) {
+    tl_child c[3];
+    for (int i = 0; i < 3; i++)
+      c[i] = tl_spawn(a, NULL, worker_hammer, NULL);
+    usleep(200 + rand_r(&seed) % 2000); /* a random moment, not an assertion */
+    for (int i = 0; i < 3; i++)
+      kill(c[i].pid, SIGKILL);
+    for (int i = 0; i < 3; i++) {
+      tl_reap(a, &c[i]);
+      if (!tl_killed(&c[i])) fail_msg("round %d: worker exit %d", round, tl_exit_code(&c[i]));
+    }
+    if (wr_mvar_take(m, v, sizeof v, 0) != 64) fail_msg("round %d: empty", round);
+    for (int i = 0; i < 64; i++)
+      if (v[i] != v[0]) fail_msg("round %d: torn value", round);
+    assert_int_equal(wr_mvar_put(m, v, sizeof v, 0), 0);
+  }
+  wr_mvar_close(m);
+  assert_true(tl_heap_ok(a));
+  wr_arena_detach(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basic),
       cmocka_unit_test(test_ping_pong),
       cmocka_unit_test(test_crash_matrix),
+      cmocka_unit_test(test_random_kills),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
