@@ -30,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
@@ -129,6 +130,9 @@ enum wr__intent_op {
   WR__OP_REALLOC = 1, /* obj = old block, arg = new block */
   WR__OP_BIND = 2,    /* obj = block, arg = directory entry */
   WR__OP_CHAN_FIRST = 16, /* 16..31: channel module */
+  WR__OP_CHAN_CREATE = 16,     /* obj = channel descriptor block (chan.c) */
+  WR__OP_CHAN_SEND_BLOCK = 17, /* obj = lane index, arg = seq, arg2 = block */
+  WR__OP_CHAN_DESTROY = 18,    /* obj = channel descriptor, arg = directory entry */
   WR__OP_SYNC_FIRST = 32, /* 32..47: semaphores, mutexes, MVars */
 };
 
@@ -292,6 +296,39 @@ void wr__map_free_blocks(wr_arena *a, uint32_t e, wr_off_t map_off);
  * range with a lane present is accepted). */
 extern bool (*wr__lane_owns_hook)(const wr_arena *a, uint32_t lane, wr_off_t off);
 
+/* futex.c: shared futexes (never FUTEX_PRIVATE_FLAG). wait sleeps while
+ * *word == expect, at most until abs_deadline (CLOCK_MONOTONIC; NULL =
+ * none) and at most one bounded slice: it returns 0 when woken or when the
+ * word differed, 1 when the slice ended (the caller re-checks its condition
+ * and wr__intr_since either way), -ETIMEDOUT at the deadline, -EINTR on a
+ * signal. */
+int wr__futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *abs_deadline);
+int wr__futex_wake(_Atomic uint32_t *word, int n); /* returns waiters woken */
+int64_t wr__now_ns(void);                           /* CLOCK_MONOTONIC */
+/* Interrupts (wr_interrupt): take a token when a wait starts, then ask
+ * whether an interrupt arrived since (the wait returns -WR_EINTR). */
+uint32_t wr__intr_begin(void);
+bool wr__intr_since(uint32_t token);
+/* Asymmetric StoreLoad fence for wait/wake (futex.c explains): wakers call
+ * wr__fence_light() between their publishing store and their load of the
+ * waiter count; waiters call wr__fence_heavy() between announcing
+ * themselves and re-checking. wr__fence_register() (once per process, at
+ * channel open) lets this process's light fence be a compiler barrier. */
+extern int wr__fence_registered;
+/* chan.c: waits that ended by a slice running out while the condition was
+ * already true: a lost wake-up, or a wake that raced the slice's end.
+ * Process-local; the lost-wake-up stress test asserts it stays 0. */
+extern _Atomic uint64_t wr__chan_late_wakeups;
+extern int64_t wr__chan_spin_ns; /* >= 0 overrides the adaptive spin (tests) */
+void wr__fence_register(void);
+void wr__fence_heavy(void);
+static inline void wr__fence_light(void) {
+  if (__builtin_expect(wr__fence_registered, 1))
+    atomic_signal_fence(memory_order_seq_cst);
+  else
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
 /* ------------------------------------------------------------ crash points
  * Every multi-step shared operation names the points between its steps.
  * The list is here, once; WR_CRASH_POINT(ID) compiles to nothing unless
@@ -335,7 +372,18 @@ extern bool (*wr__lane_owns_hook)(const wr_arena *a, uint32_t lane, wr_off_t off
   XX(MAP_BLOCK_AFTER_TRANSFER, "map.block.after_transfer")             \
   XX(MAP_PUT_AFTER_UNDO, "map.put.after_undo")                         \
   XX(MAP_PUT_MID_WRITE, "map.put.mid_write")                           \
-  XX(MAP_PUT_AFTER_WRITE, "map.put.after_write")
+  XX(MAP_PUT_AFTER_WRITE, "map.put.after_write")                       \
+  XX(CHAN_CREATE_AFTER_LANES, "chan.create.after_lanes")             \
+  XX(CHAN_SEND_AFTER_COPY, "chan.send.after_copy")                   \
+  XX(CHAN_SEND_AFTER_TRANSFER, "chan.send.after_transfer")           \
+  XX(CHAN_SEND_BEFORE_PUBLISH, "chan.send.before_publish")           \
+  XX(CHAN_SEND_AFTER_PUBLISH, "chan.send.after_publish")             \
+  XX(CHAN_PEEK_AFTER_MARK, "chan.peek.after_mark")                   \
+  XX(CHAN_RELEASE_AFTER_TRANSFER, "chan.release.after_transfer")     \
+  XX(CHAN_RELEASE_AFTER_HEAD, "chan.release.after_head")             \
+  XX(CHAN_RELEASE_AFTER_FREE, "chan.release.after_free")             \
+  XX(CHAN_RECLAIM_MID, "chan.reclaim.mid")                           \
+  XX(CHAN_DESTROY_MID, "chan.destroy.mid")
 
 enum wr__crash_id {
   WR__CRASH_NONE = 0,

@@ -63,9 +63,8 @@ int wr__lock_word(wr_arena *a, _Atomic uint32_t *w, wr_off_t obj, int kind, int6
     return 0;
   }
   if ((c & ~W) == me) return -WR_EDEADLK;
-  struct timespec ts;
-  const struct timespec *dl = NULL;
-  bool dl_set = false, waited = false;
+  struct wr__waiter wt = {.started = false};
+  bool waited = false;
   for (;;) {
     uint32_t v = c & ~W;
     if (v == 0 || v == WR__LOCK_DEAD) {
@@ -74,18 +73,14 @@ int wr__lock_word(wr_arena *a, _Atomic uint32_t *w, wr_off_t obj, int kind, int6
       return v == WR__LOCK_DEAD;
     }
     if (timeout_ns == 0) return -WR_EAGAIN;
-    if (!dl_set) {
-      dl = wr__deadline(timeout_ns, &ts);
-      dl_set = true;
-    }
     if (!(c & W)) {
       if (!atomic_compare_exchange_weak(w, &c, c | W)) continue;
       c |= W;
     }
     wr__wait_mark(a, obj, kind);
-    int rc = wr__futex_wait(w, c, dl);
+    int rc = wr__sync_wait(&wt, timeout_ns, w, c);
     wr__wait_clear(a);
-    if (rc == -WR_ETIMEDOUT || rc == -WR_EINTR) return rc;
+    if (rc) return rc;
     waited = true;
     c = atomic_load(w);
   }
@@ -173,9 +168,7 @@ int wr_rwlock_rdlock(wr_rwlock *rh, int64_t timeout_ns) {
   if (!a->tag) return -WR_EINVAL;
   if (holds(a, &rw->writer)) return -WR_EDEADLK;
   _Atomic uint16_t *mine = &rw->readers[a->slot];
-  struct timespec ts;
-  const struct timespec *dl = NULL;
-  bool dl_set = false;
+  struct wr__waiter wt = {.started = false};
   for (;;) {
     if (atomic_load_explicit(mine, memory_order_relaxed) == UINT16_MAX) return -WR_EAGAIN;
     atomic_fetch_add(mine, 1); /* seq_cst: Dekker with the writer's CAS then scan */
@@ -186,15 +179,11 @@ int wr_rwlock_rdlock(wr_rwlock *rh, int64_t timeout_ns) {
     atomic_fetch_sub(mine, 1);
     rw_drained(rw);
     if (timeout_ns == 0) return -WR_EAGAIN;
-    if (!dl_set) {
-      dl = wr__deadline(timeout_ns, &ts);
-      dl_set = true;
-    }
     if (!(c & W) && !atomic_compare_exchange_strong(&rw->writer, &c, c | W)) continue;
     wr__wait_mark(a, rh->h.off, WR_KIND_RWLOCK);
-    int rc = wr__futex_wait(&rw->writer, c | W, dl);
+    int rc = wr__sync_wait(&wt, timeout_ns, &rw->writer, c | W);
     wr__wait_clear(a);
-    if (rc == -WR_ETIMEDOUT || rc == -WR_EINTR) return rc;
+    if (rc) return rc;
   }
 }
 
@@ -209,21 +198,21 @@ int wr_rwlock_wrlock(wr_rwlock *rh, int64_t timeout_ns) {
   struct wr__rwlock *rw = rh->h.obj;
   if (!a->tag) return -WR_EINVAL;
   if (atomic_load(&rw->readers[a->slot])) return -WR_EDEADLK;
-  struct timespec ts;
-  const struct timespec *dl = wr__deadline(timeout_ns, &ts);
   int got = wr__lock_word(a, &rw->writer, rh->h.off, WR_KIND_RWLOCK, timeout_ns);
   if (got < 0) return got;
+  /* Readers drain. (The deadline restarts here: a timed wrlock may wait up
+   * to twice timeout_ns, once for the writer word and once for readers.) */
+  struct wr__waiter wt = {.started = false};
   for (;;) {
     uint32_t d = atomic_load(&rw->drain);
     if (!readers_left(rw)) break;
-    int rc = timeout_ns == 0 ? -WR_EAGAIN : 0;
-    if (!rc) {
+    int rc = -WR_EAGAIN;
+    if (timeout_ns != 0) {
       wr__wait_mark(a, rh->h.off, WR_KIND_RWLOCK);
-      rc = wr__futex_wait(&rw->drain, d, dl);
+      rc = wr__sync_wait(&wt, timeout_ns, &rw->drain, d);
       wr__wait_clear(a);
     }
-    if (rc == -WR_ETIMEDOUT || rc == -WR_EINTR || rc == -WR_EAGAIN) {
-      if (rc == -WR_EAGAIN && timeout_ns != 0) continue; /* drain moved: rescan */
+    if (rc) {
       wr__unlock_word(&rw->writer, got == 1, INT_MAX);
       return rc;
     }

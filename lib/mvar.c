@@ -100,16 +100,16 @@ static inline uint8_t *buf_of(struct wr__mvar *m, uint32_t size, uint32_t c) {
 }
 
 /* Wait while the state is `st` (EMPTY or FULL): set the waiters bit, sleep. */
-static int mv_wait(wr_mvar *mh, uint64_t w, const struct timespec *dl) {
+static int mv_wait(wr_mvar *mh, uint64_t w, struct wr__waiter *wt, int64_t timeout_ns) {
   struct wr__mvar *m = mh->h.obj;
   if (!(lo(w) & MV_W)) {
     if (!atomic_compare_exchange_strong(&m->word, &w, w | MV_W)) return 0;
     w |= MV_W;
   }
   wr__wait_mark(mh->h.a, mh->h.off, WR_KIND_MVAR);
-  int rc = wr__futex_wait(wr__lo32(&m->word), lo(w), dl);
+  int rc = wr__sync_wait(wt, timeout_ns, wr__lo32(&m->word), lo(w));
   wr__wait_clear(mh->h.a);
-  return rc == -WR_ETIMEDOUT || rc == -WR_EINTR ? rc : 0;
+  return rc;
 }
 
 int wr_mvar_take(wr_mvar *mh, void *buf, size_t cap, int64_t timeout_ns) {
@@ -117,9 +117,7 @@ int wr_mvar_take(wr_mvar *mh, void *buf, size_t cap, int64_t timeout_ns) {
   struct wr__mvar *m = mh->h.obj;
   uint32_t size = mh->h.size;
   if (!a->tag) return -WR_EINVAL;
-  struct timespec ts;
-  const struct timespec *dl = NULL;
-  bool dl_set = false;
+  struct wr__waiter wt = {.started = false};
   for (;;) {
     uint64_t w = atomic_load_explicit(&m->word, memory_order_acquire);
     uint32_t l = lo(w), c = MV_CUR(l);
@@ -145,11 +143,7 @@ int wr_mvar_take(wr_mvar *mh, void *buf, size_t cap, int64_t timeout_ns) {
       continue;
     }
     if (timeout_ns == 0) return -WR_EAGAIN;
-    if (!dl_set) {
-      dl = wr__deadline(timeout_ns, &ts);
-      dl_set = true;
-    }
-    int rc = mv_wait(mh, w, dl);
+    int rc = mv_wait(mh, w, &wt, timeout_ns);
     if (rc) return rc;
   }
 }
@@ -161,9 +155,7 @@ int wr_mvar_put(wr_mvar *mh, const void *data, size_t len, int64_t timeout_ns) {
   if (!a->tag) return -WR_EINVAL;
   if (len > size) return -WR_EMSGSIZE;
   struct wr__intent *in = &a->slots[a->slot].intent;
-  struct timespec ts;
-  const struct timespec *dl = NULL;
-  bool dl_set = false;
+  struct wr__waiter wt = {.started = false};
   for (;;) {
     uint64_t w = atomic_load_explicit(&m->word, memory_order_acquire);
     uint32_t l = lo(w), c = MV_CUR(l);
@@ -192,11 +184,7 @@ int wr_mvar_put(wr_mvar *mh, const void *data, size_t len, int64_t timeout_ns) {
       continue;
     }
     if (timeout_ns == 0) return -WR_EAGAIN;
-    if (!dl_set) {
-      dl = wr__deadline(timeout_ns, &ts);
-      dl_set = true;
-    }
-    int rc = mv_wait(mh, w, dl);
+    int rc = mv_wait(mh, w, &wt, timeout_ns);
     if (rc) return rc;
   }
 }

@@ -179,9 +179,7 @@ int wr_sem_acquire(wr_sem *sh, uint32_t n, int64_t timeout_ns) {
   struct wr__sync_held *he = &r->held[e];
   uint32_t before = held_count(atomic_load_explicit(&he->state, memory_order_relaxed));
   if (before + (uint64_t)n > WR_SEM_MAX) return -WR_EOVERFLOW;
-  struct timespec ts;
-  const struct timespec *dl = NULL;
-  bool dl_set = false;
+  struct wr__waiter wt = {.started = false};
   uint32_t spins = 0;
   uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
   for (;;) {
@@ -206,18 +204,14 @@ int wr_sem_acquire(wr_sem *sh, uint32_t n, int64_t timeout_ns) {
     }
     held_set(he, before, 0); /* no change in flight while we wait */
     if (timeout_ns == 0) return -WR_EAGAIN;
-    if (!dl_set) {
-      dl = wr__deadline(timeout_ns, &ts);
-      dl_set = true;
-    }
     if (!(lo(w) & SEM_W)) {
       if (!atomic_compare_exchange_weak(&s->word, &w, w | SEM_W)) continue;
       w |= SEM_W;
     }
     wr__wait_mark(a, sh->h.off, WR_KIND_SEM);
-    int rc = wr__futex_wait(wr__lo32(&s->word), lo(w), dl);
+    int rc = wr__sync_wait(&wt, timeout_ns, wr__lo32(&s->word), lo(w));
     wr__wait_clear(a);
-    if (rc == -WR_ETIMEDOUT || rc == -WR_EINTR) return rc;
+    if (rc) return rc;
     w = atomic_load_explicit(&s->word, memory_order_relaxed);
   }
 }

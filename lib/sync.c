@@ -66,6 +66,26 @@ int wr__obj_open(wr_arena *a, const char *name, int kind, uint32_t magic, size_t
   return 0;
 }
 
+int wr__sync_wait(struct wr__waiter *w, int64_t timeout_ns, _Atomic uint32_t *word,
+                  uint32_t expect) {
+  if (!w->started) {
+    w->started = true;
+    w->dl = NULL;
+    if (timeout_ns >= 0) {
+      int64_t end = wr__now_ns() + timeout_ns;
+      w->ts.tv_sec = end / 1000000000;
+      w->ts.tv_nsec = end % 1000000000;
+      w->dl = &w->ts;
+    }
+    w->token = wr__intr_begin();
+  }
+  if (wr__intr_since(w->token)) return -WR_EINTR;
+  int rc = wr__futex_wait(word, expect, w->dl);
+  if (rc == -ETIMEDOUT) return -WR_ETIMEDOUT;
+  if (wr__intr_since(w->token)) return -WR_EINTR;
+  return 0; /* woken, the word moved, a slice ended, or another signal */
+}
+
 int wr_sync_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, uint64_t *permits) {
   if (slot >= WR_MAX_SLOTS) return -WR_EINVAL;
   struct wr__slot *sl = &a->slots[slot];

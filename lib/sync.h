@@ -23,12 +23,19 @@
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "the futex word is the low half of a 64-bit word");
 
-/* futex.c */
-extern _Atomic int wr__interrupted;
-int wr__futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *abs_deadline);
-int wr__futex_wake(_Atomic uint32_t *word, int n);
-/* NULL for timeout_ns < 0 (forever), else now + timeout_ns in ts. */
-const struct timespec *wr__deadline(int64_t timeout_ns, struct timespec *ts);
+/* A blocking call's wait state: the deadline and the interrupt token are
+ * taken at its first sleep (a call that never sleeps consumes no
+ * interrupt). wr__sync_wait sleeps once while *word == expect (futex.c,
+ * bounded slices) and returns 0 (re-check), -WR_ETIMEDOUT or -WR_EINTR
+ * (wr_interrupt was called since the call began, or before it). */
+struct wr__waiter {
+  struct timespec ts;
+  const struct timespec *dl;
+  uint32_t token;
+  bool started;
+};
+int wr__sync_wait(struct wr__waiter *w, int64_t timeout_ns, _Atomic uint32_t *word,
+                  uint32_t expect);
 
 /* Low 32 bits of a 64-bit shared word, as a futex word. */
 static inline _Atomic uint32_t *wr__lo32(_Atomic uint64_t *w) { return (_Atomic uint32_t *)w; }

@@ -300,9 +300,15 @@ WR_EXTERN int wr_name_unique(wr_arena *a, const char *prefix, char *buf, size_t 
  * (lib/chan.c, issue 4.) A channel is a named group of SPSC lanes: one lane
  * per (producer index, consumer index) pair. Records are bytes, plus an
  * optional 64-bit key for key-hashed routing; nothing in a record is a
- * pointer. Timeouts: timeout_ns < 0 waits forever, 0 tries once, > 0 waits
- * at most that long (CLOCK_MONOTONIC). Waits are interruptible: a signal
- * handler that calls wr_interrupt() makes them return -WR_EINTR. */
+ * pointer. Timeouts: timeout_ns < 0 waits forever, 0 tries once (-WR_EAGAIN
+ * when it would wait), > 0 waits at most that long (CLOCK_MONOTONIC, then
+ * -WR_ETIMEDOUT). Waits spin briefly, then sleep on a futex; they are
+ * interruptible: a signal handler that calls wr_interrupt() makes them return
+ * -WR_EINTR. A handle (wr_chan) is used by one thread at a time.
+ *
+ * Delivery is at least once: a consumer that dies between peek and release
+ * gets the record again after wr_chan_reclaim (counted as redelivered). A
+ * producer's record is published whole or not at all. */
 
 typedef struct wr_chan wr_chan; /* process-local handle of one side */
 
@@ -317,33 +323,140 @@ typedef struct wr_chan_opts {
 
 enum wr_chan_role { WR_PRODUCER = 1, WR_CONSUMER = 2 };
 
-/* A received record, valid until wr_chan_release. */
+/* A received record, valid until wr_chan_release (or wr_rec_take). */
 typedef struct wr_rec {
-  const void *data; /* inline payload or the zero-copy block */
+  const void *data; /* inline payload (in the ring) or the zero-copy block */
   uint32_t len;
   uint32_t flags;   /* WR_REC_BLOCK: data is a heap block (wr_rec_take keeps it) */
   uint64_t key;
-  uint64_t seq;     /* lane sequence number */
-  uint32_t lane;    /* internal: lane it came from */
+  uint64_t seq;     /* lane sequence number (0, 1, ... per lane) */
+  uint32_t lane;    /* internal: which of the handle's lanes it came from */
   uint32_t pad;
 } wr_rec;
 #define WR_REC_BLOCK 1u
 
+/* One record of a batch send. */
+typedef struct wr_msg {
+  const void *data;
+  uint32_t len;
+  uint32_t pad;
+  uint64_t key; /* used by WR_CHAN_KEYED channels */
+} wr_msg;
+
+/* Per-lane counters (wr_chan_stats). sent/received are the lane's tail and
+ * head; depth = sent - received; hwm is the deepest the producer saw it. */
+typedef struct wr_lane_stats {
+  uint32_t producer, consumer; /* indices of the lane's two sides */
+  uint32_t capacity, slot_size;
+  uint64_t sent, received, bytes, depth, hwm;
+  uint64_t full_waits, empty_waits, redelivered;
+  wr_tag producer_tag, consumer_tag; /* worker holding each side, 0 = none */
+  uint32_t closed;                   /* nonzero once closed */
+  uint32_t pad;
+} wr_lane_stats;
+
+/* Create channel `name`: a descriptor bound to the name (kind WR_KIND_CHAN)
+ * and producers x consumers lanes of `capacity` slots, all owned by the
+ * name until wr_chan_destroy. Crash-safe: a creator that dies half-way
+ * leaves nothing after wr_chan_reclaim + wr_heap_reclaim. Needs a slot.
+ * Errors: -WR_EINVAL (capacity 0 or > 2^30, slot_size < 8 or > 1 MiB, more
+ * than 4096 lanes), -WR_EEXIST, -WR_ENAMETOOLONG, -WR_ENOMEM (heap, lane
+ * table or directory full). Does not block. */
 WR_EXTERN int wr_chan_create(wr_arena *a, const char *name, const wr_chan_opts *opts);
-WR_EXTERN int wr_chan_open(wr_arena *a, const char *name, int role, uint32_t index, wr_chan **out);
+
+/* Free a channel: every record in flight, its lanes and its name. Nobody may
+ * have it open. Errors: -WR_ENOENT, -WR_EKIND. */
+WR_EXTERN int wr_chan_destroy(wr_arena *a, const char *name);
+
+/* Open side `role` number `index` (< producers or < consumers) of channel
+ * `name`. The side's lanes record this worker as their producer or
+ * consumer (which wr_chan_reclaim reads) and the handle starts where the
+ * previous holder stopped. *out is the caller's; wr_chan_detach frees it.
+ * Errors: -WR_ENOENT, -WR_EKIND, -WR_EINVAL (role, index, no slot),
+ * -WR_EAGAIN (a live worker holds that side), -WR_ECORRUPT, -ENOMEM. */
+WR_EXTERN int wr_chan_open(wr_arena *a, const char *name, int role, uint32_t index,
+                           wr_chan **out);
+/* Give up the side (records peeked and not released will be redelivered to
+ * the next holder) and free the handle. Does not close. NULL is accepted. */
 WR_EXTERN void wr_chan_detach(wr_chan *c);
+
+/* Copy one record (len <= slot_size) into the next lane: round-robin over
+ * the producer's lanes (first one with room), or by key hash for
+ * WR_CHAN_KEYED (wr_chan_send uses key 0). Blocks while full (timeout).
+ * Errors: -WR_EMSGSIZE, -WR_ECLOSED, -WR_EAGAIN, -WR_ETIMEDOUT, -WR_EINTR,
+ * -WR_EINVAL (a consumer handle). */
 WR_EXTERN int wr_chan_send(wr_chan *c, const void *data, size_t len, int64_t timeout_ns);
 WR_EXTERN int wr_chan_send_key(wr_chan *c, uint64_t key, const void *data, size_t len,
                                int64_t timeout_ns);
+/* Send n inline records, publishing once per run of records that go to the
+ * same lane. Returns how many were sent (>= 1; fewer than n only when a
+ * wait ended) or an error as wr_chan_send when none was. */
+WR_EXTERN int wr_chan_send_batch(wr_chan *c, const wr_msg *msgs, size_t n, int64_t timeout_ns);
+/* Zero-copy: send the heap block `block` (from wr_alloc, owned by the caller)
+ * holding `len` bytes. Its ownership moves to the lane before the record is
+ * published, and to the receiver after; the caller must not touch it after a
+ * success (on error it still owns it). Errors: as wr_chan_send, and
+ * -WR_ENOTOWNER / -WR_EINVAL for a block the caller does not own. */
 WR_EXTERN int wr_chan_send_block(wr_chan *c, void *block, size_t len, int64_t timeout_ns);
+WR_EXTERN int wr_chan_send_block_key(wr_chan *c, uint64_t key, void *block, size_t len,
+                                     int64_t timeout_ns);
+
+/* Two-phase receive, step 1: the next record not yet peeked, from the
+ * consumer's lanes in turn (fair). The record stays in the lane (and would
+ * be redelivered after a crash) until released. Blocks while every lane is
+ * empty. Errors: -WR_EOF (every lane closed and drained), -WR_EAGAIN,
+ * -WR_ETIMEDOUT, -WR_EINTR, -WR_EINVAL (a producer handle). */
 WR_EXTERN int wr_chan_peek(wr_chan *c, wr_rec *rec, int64_t timeout_ns);
+/* Peek up to max records of one lane at once; returns how many (>= 1).
+ * Releasing the last one releases them all. Errors: as wr_chan_peek. */
+WR_EXTERN int wr_chan_peek_batch(wr_chan *c, wr_rec *recs, size_t max, int64_t timeout_ns);
+/* Step 2: done with rec and every earlier record of its lane: the lane's
+ * head moves past it (producers waiting for room are woken) and blocks of
+ * zero-copy records are freed. Does not block. Errors: -WR_EINVAL (not a
+ * peeked record of this handle, or already released), -WR_ECORRUPT (a
+ * record's block is not owned by the lane: the head stops before it). */
 WR_EXTERN int wr_chan_release(wr_chan *c, const wr_rec *rec);
+/* As wr_chan_release, but the block of the zero-copy record rec becomes the
+ * caller's (free it with wr_free); *block gets it. Errors: as
+ * wr_chan_release, -WR_EINVAL if rec is not a block record. */
+WR_EXTERN int wr_rec_take(wr_chan *c, const wr_rec *rec, void **block);
+/* peek + copy into buf + release. Returns the record's length.
+ * Errors: as wr_chan_peek, -WR_EMSGSIZE (cap too small; the record stays). */
 WR_EXTERN int wr_chan_recv(wr_chan *c, void *buf, size_t cap, int64_t timeout_ns);
+
+/* Close this handle's lanes: sends on them fail with -WR_ECLOSED; the
+ * consumer drains what was sent, then gets -WR_EOF. Idempotent. */
 WR_EXTERN int wr_chan_close(wr_chan *c);
+/* The same from outside (the supervisor, for a producer that exits for
+ * good): close the lanes of side (role, index). Errors: -WR_ENOENT,
+ * -WR_EKIND, -WR_EINVAL. */
+WR_EXTERN int wr_chan_close_side(wr_arena *a, const char *name, int role, uint32_t index);
+
+/* After worker (slot, incarnation) died: roll its half-done channel
+ * operations forward or back (a block moved into a lane but not published
+ * is published; a record it was taking is put back), count the records it
+ * had peeked but not released (*redelivered, may be NULL) and free its
+ * sides so a new incarnation can open them and continue where it stopped.
+ * Call it BEFORE wr_heap_reclaim of the same incarnation. Idempotent.
+ * Errors: -WR_EINVAL, -WR_EAGAIN (that incarnation is not dead). */
 WR_EXTERN int wr_chan_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation,
                               uint64_t *redelivered);
+/* Verify every lane: indices ordered, depth <= capacity, every zero-copy
+ * record's block owned by its lane. Also makes wr_heap_check accept a
+ * lane-owned block only inside its lane's live range. 0 or -WR_ECORRUPT
+ * with a reason in why. */
 WR_EXTERN int wr_chan_check(wr_arena *a, char *why, size_t whylen);
-/* Make every wait of this process return -WR_EINTR once (async-signal-safe). */
+/* Snapshot the counters of channel `name`'s lanes into out[0..max) (lane
+ * order: producer-major). Returns the number of lanes (may exceed max).
+ * Errors: -WR_ENOENT, -WR_EKIND. Lock-free, does not block. */
+WR_EXTERN int wr_chan_stats(wr_arena *a, const char *name, wr_lane_stats *out, size_t max);
+/* Call fn(name, opts, ctx) for each channel of the arena; stops early and
+ * returns fn's value when it is nonzero. Returns 0 otherwise. */
+WR_EXTERN int wr_chan_foreach(wr_arena *a,
+                              int (*fn)(const char *name, const wr_chan_opts *opts, void *ctx),
+                              void *ctx);
+/* Make every wait of this process in progress, or the next one to start,
+ * return -WR_EINTR once. Async-signal-safe. */
 WR_EXTERN void wr_interrupt(void);
 
 /* ---------------------------------------------------------------- synchronisation
@@ -513,6 +626,46 @@ typedef struct wr_deadlock {
  * workers. Returns 1 and fills *cycle if one exists, 0 if none. A snapshot:
  * workers keep running while it reads. Does not block. */
 WR_EXTERN int wr_deadlock_check(wr_arena *a, wr_deadlock *cycle);
+
+/* ---------------------------------------------------------------- worker
+ * (lib/worker.c, issue 6.) The worker side of a run supervised by `warren`:
+ * the supervisor tells each process who it is and which channels it uses
+ * through its environment (WARREN_*). */
+
+typedef struct wr_worker wr_worker; /* process-local; one per process */
+
+/* Attach as the worker the supervisor started: reads WARREN_WORKER,
+ * WARREN_REPLICA, WARREN_IN, WARREN_OUT, then wr_arena_attach_env() (the
+ * arena, this slot and incarnation, PR_SET_PDEATHSIG). *out is owned by the
+ * caller until wr_worker_detach(). Does not block. Errors: -WR_ENOENV (not
+ * started by warren), -WR_EINVAL (malformed environment), those of
+ * wr_arena_attach_env. */
+WR_EXTERN int wr_worker_attach(wr_worker **out);
+/* The arena handle (owned by w, valid until wr_worker_detach). */
+WR_EXTERN wr_arena *wr_worker_arena(const wr_worker *w);
+/* This worker's configured name and replica index (0..replicas-1). */
+WR_EXTERN const char *wr_worker_name(const wr_worker *w);
+WR_EXTERN uint32_t wr_worker_replica(const wr_worker *w);
+/* Number of configured inputs / outputs ("in" / "out" in the config). */
+WR_EXTERN uint32_t wr_worker_nin(const wr_worker *w);
+WR_EXTERN uint32_t wr_worker_nout(const wr_worker *w);
+/* The i-th input (consumer side) / output (producer side) channel as
+ * configured, or the one of that name, opened with wr_chan_open at this
+ * replica's lane index on first use. *out is owned by w (the same handle on
+ * every call) and valid until wr_worker_detach. Errors: -WR_EINVAL (i out
+ * of range), -WR_ENOENT (no input/output of that name), those of
+ * wr_chan_open, -ENOSYS in a build without channels. Does not block. */
+WR_EXTERN int wr_worker_in(wr_worker *w, uint32_t i, wr_chan **out);
+WR_EXTERN int wr_worker_out(wr_worker *w, uint32_t i, wr_chan **out);
+WR_EXTERN int wr_worker_in_named(wr_worker *w, const char *name, wr_chan **out);
+WR_EXTERN int wr_worker_out_named(wr_worker *w, const char *name, wr_chan **out);
+/* Tell the supervisor this worker is ready (it then starts the workers that
+ * depend on it). Idempotent; one datagram, does not block. Errors:
+ * -WR_ENOENV (WARREN_NOTIFY unset), -errno from sendto. */
+WR_EXTERN int wr_worker_ready(wr_worker *w);
+/* Detach the channels and the arena, free w. Blocks this worker still owns
+ * stay owned until the supervisor reclaims its slot. NULL is accepted. */
+WR_EXTERN void wr_worker_detach(wr_worker *w);
 
 /* -------------------------------------------------------- fault injection */
 

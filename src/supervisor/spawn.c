@@ -1,0 +1,262 @@
+/*
+ * spawn.c: starting an instance's process and capturing its output.
+ *
+ * A worker with channels uses libwarren (it must attach to use them), which
+ * arms PR_SET_PDEATHSIG itself; any other command is started through
+ * warren-shim (shim.c), which arms it and execs in place. uv_spawn starts
+ * the process in its own session and process group (UV_PROCESS_DETACHED),
+ * registered with the guard (guard.c), with /dev/null
+ * on stdin, a pipe on stdout and stderr, and the arena fd placed at
+ * SUP_ARENA_FD (the one inherited fd; everything else is close-on-exec).
+ * The environment carries the instance's identity (WARREN_*). Each pipe is
+ * split into lines and logged as "label | line"; a line longer than the
+ * buffer is logged in pieces.
+ *
+ * A `struct proc` lives from spawn until its three handles (process, two
+ * pipes) are closed; the instance forgets it at the exit callback, so a
+ * replacement can start while the old pipes still drain.
+ */
+#include "sup.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define LINE_MAX_BYTES 4096
+
+struct proc {
+  uv_close_cb close_cb; /* first: run.c closes leftover pipes through it */
+  uv_process_t p;
+  uv_pipe_t pipe[2];
+  struct inst *in;
+  char label[64];
+  int pid;
+  int open; /* handles not yet closed */
+  size_t len[2];
+  char buf[2][LINE_MAX_BYTES];
+};
+
+static const char *const stream_names[2] = {"stdout", "stderr"};
+
+static void proc_closed(uv_handle_t *h) {
+  struct proc *pr = h->data;
+  if (--pr->open == 0) free(pr);
+}
+
+static void flush_lines(struct proc *pr, int k, bool all) {
+  char *b = pr->buf[k];
+  size_t start = 0;
+  for (size_t i = 0; i < pr->len[k]; i++)
+    if (b[i] == '\n') {
+      log_line(pr->label, pr->pid, stream_names[k], b + start, i - start);
+      start = i + 1;
+    }
+  if (all || (start == 0 && pr->len[k] == LINE_MAX_BYTES)) {
+    if (pr->len[k] > start)
+      log_line(pr->label, pr->pid, stream_names[k], b + start, pr->len[k] - start);
+    start = pr->len[k];
+  }
+  memmove(b, b + start, pr->len[k] - start);
+  pr->len[k] -= start;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  struct proc *pr = h->data;
+  int k = (uv_pipe_t *)h == &pr->pipe[1];
+  buf->base = pr->buf[k] + pr->len[k];
+  buf->len = LINE_MAX_BYTES - pr->len[k];
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
+  struct proc *pr = st->data;
+  int k = (uv_pipe_t *)st == &pr->pipe[1];
+  if (n > 0) {
+    pr->len[k] += (size_t)n;
+    flush_lines(pr, k, false);
+  } else if (n < 0) {
+    flush_lines(pr, k, true);
+    uv_close((uv_handle_t *)st, proc_closed);
+  }
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
+  struct proc *pr = p->data;
+  struct inst *in = pr->in;
+  uv_close((uv_handle_t *)p, proc_closed);
+  if (!in) return;
+  in->proc = NULL;
+  /* Whatever the worker left in its group goes with it (the shim kills its
+   * descendants; this covers a shim that was itself killed). */
+  if (pr->pid > 1) kill(-pr->pid, SIGKILL);
+  guard_note(pr->pid, false);
+  in->last_code = (int)status;
+  in->last_signal = sig;
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "worker", in->label);
+  cJSON_AddNumberToObject(o, "pid", pr->pid);
+  if (sig)
+    cJSON_AddStringToObject(o, "signal", strsignal(sig));
+  else
+    cJSON_AddNumberToObject(o, "code", (double)status);
+  log_event((sig || status) && in->state != ST_STOPPING ? LOG_WARN : LOG_INFO, "worker.exit", o);
+  reclaim_inst(in->sup, in);
+  in->pid = 0;
+  sup_dispatch(in, EV_EXIT);
+  sup_kick(in->sup);
+}
+
+/* "name@index,name@index" for the instance's inputs or outputs. */
+static void chan_list(char *buf, size_t len, const struct cfg_worker *w, const struct inst *in,
+                      bool out) {
+  buf[0] = 0;
+  int n = out ? w->nout : w->nin;
+  for (int k = 0; k < n; k++) {
+    int i = (out ? w->out_base : w->in_idx)[k] + in->replica;
+    snprintf(buf + strlen(buf), len - strlen(buf), "%s%s@%d", k ? "," : "",
+             (out ? w->out : w->in)[k], i);
+  }
+}
+
+static char **build_env(struct sup *s, struct inst *in, const struct cfg_worker *w) {
+  size_t n = 0;
+  while (environ[n])
+    n++;
+  char **env = calloc(n + (size_t)w->nenv + 16, sizeof(char *));
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], "WARREN_", 7) && strncmp(environ[i], "NOTIFY_SOCKET=", 14))
+      env[k++] = strdup(environ[i]);
+  for (int i = 0; i < w->nenv; i++)
+    env[k++] = strdup(w->env[i]);
+  char chans[4096];
+#define ADD(...)                                                                                   \
+  do {                                                                                             \
+    char *v_;                                                                                      \
+    if (asprintf(&v_, __VA_ARGS__) >= 0) env[k++] = v_;                                            \
+  } while (0)
+  ADD("WARREN_ARENA_FD=%d", SUP_ARENA_FD);
+  ADD("WARREN_WORKER=%s", w->name);
+  ADD("WARREN_REPLICA=%d", in->replica);
+  ADD("WARREN_REPLICAS=%d", w->replicas);
+  ADD("WARREN_SLOT=%u", in->slot);
+  ADD("WARREN_INCARNATION=%u", in->incarnation);
+  ADD("WARREN_NOTIFY=%s", s->notify_name);
+  ADD("WARREN_SUPERVISOR=%d", (int)getpid());
+  chan_list(chans, sizeof chans, w, in, false);
+  ADD("WARREN_IN=%s", chans);
+  chan_list(chans, sizeof chans, w, in, true);
+  ADD("WARREN_OUT=%s", chans);
+  if (w->ready == READY_NOTIFY) ADD("NOTIFY_SOCKET=%s", s->notify_name);
+#undef ADD
+  env[k] = NULL;
+  return env;
+}
+
+static void strv_free(char **v) {
+  for (char **p = v; *p; p++)
+    free(*p);
+  free(v);
+}
+
+int spawn_inst(struct sup *s, struct inst *in) {
+  const struct cfg_worker *w = &s->cfg->workers[in->w];
+  int rc = wr_slot_prepare(s->arena, in->slot, &in->incarnation);
+  if (rc) return rc;
+  struct proc *pr = calloc(1, sizeof *pr);
+  pr->close_cb = proc_closed;
+  pr->in = in;
+  snprintf(pr->label, sizeof pr->label, "%s", in->label);
+
+  int argc = 0;
+  while (w->argv[argc])
+    argc++;
+  bool shim = w->nin + w->nout == 0;
+  char **args = calloc((size_t)argc + 3, sizeof(char *));
+  int k0 = 0;
+  if (shim) {
+    args[k0++] = s->shim;
+    args[k0++] = w->path;
+  }
+  for (int i = 0; i < argc; i++)
+    args[k0 + i] = w->argv[i];
+  char **env = build_env(s, in, w);
+
+  uv_stdio_container_t io[4];
+  io[0].flags = UV_IGNORE;
+  for (int k = 0; k < 2; k++) {
+    uv_pipe_init(s->loop, &pr->pipe[k], 0);
+    pr->pipe[k].data = pr;
+    io[k + 1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    io[k + 1].data.stream = (uv_stream_t *)&pr->pipe[k];
+  }
+  io[3].flags = UV_INHERIT_FD;
+  io[3].data.fd = wr_arena_fd(s->arena);
+  uv_process_options_t o = {0};
+  o.exit_cb = on_exit_cb;
+  o.file = shim ? s->shim : w->path;
+  o.args = args;
+  o.env = env;
+  o.cwd = w->cwd;
+  o.flags = UV_PROCESS_DETACHED;
+  o.stdio_count = 4;
+  o.stdio = io;
+  pr->p.data = pr;
+  rc = uv_spawn(s->loop, &pr->p, &o);
+  free(args);
+  strv_free(env);
+  pr->open = 3;
+  if (rc) {
+    pr->in = NULL;
+    uv_close((uv_handle_t *)&pr->p, proc_closed);
+    for (int k = 0; k < 2; k++)
+      uv_close((uv_handle_t *)&pr->pipe[k], proc_closed);
+    wr_slot_mark_dead(s->arena, in->slot, in->incarnation);
+    wr_slot_release(s->arena, in->slot, in->incarnation);
+    return rc;
+  }
+  pr->pid = pr->p.pid;
+  in->pid = pr->p.pid;
+  guard_note(pr->pid, true);
+  in->proc = pr;
+  for (int k = 0; k < 2; k++)
+    uv_read_start((uv_stream_t *)&pr->pipe[k], on_alloc, on_read);
+  return 0;
+}
+
+/* To the instance's process group. Never with pid <= 1: kill(-1) would
+ * signal every process we may signal, kill(0) our own group. */
+void spawn_signal(struct inst *in, int sig) {
+  if (in->pid > 1) kill(-in->pid, sig);
+}
+
+/* Orphans of workers (the supervisor is their subreaper) are reaped here,
+ * by pid: never waitpid(-1), which would steal libuv's children. */
+void reap_orphans(struct sup *s) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char path[300];
+    snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+    FILE *f = fopen(path, "re");
+    if (!f) continue;
+    int pid;
+    while (fscanf(f, "%d", &pid) == 1) {
+      bool ours = false;
+      for (int i = 0; i < s->ninst && !ours; i++)
+        ours = s->inst[i].pid == pid;
+      if (!ours) waitpid(pid, NULL, WNOHANG);
+    }
+    fclose(f);
+  }
+  closedir(d);
+}

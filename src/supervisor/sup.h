@@ -1,0 +1,251 @@
+/*
+ * sup.h: what the modules of the `warren` supervisor share.
+ *
+ * One single-threaded libuv loop owns everything below (DESIGN.md
+ * "Supervisor"). The config (config.c) is parsed into plain structs; each
+ * configured worker replica becomes one `struct inst` with its own arena
+ * slot, lifecycle state (lifecycle.c, the table) and, while it runs, one
+ * `struct proc` (spawn.c: the libuv process handle and the two pipes that
+ * capture its output). Everything that touches channels and semaphores is
+ * in objects.c, behind the WR_HAVE_CHAN / WR_HAVE_SYNC seam.
+ */
+#ifndef WARREN_SUP_H
+#define WARREN_SUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "warren.h"
+
+struct cJSON;
+
+/* Exit codes (DESIGN.md "Supervisor"). */
+enum { SUP_EXIT_OK = 0, SUP_EXIT_FAIL = 1, SUP_EXIT_USAGE = 2 };
+
+#define SUP_ARENA_FD 3 /* the arena fd's number in every worker */
+
+/* ------------------------------------------------------------ config.c */
+
+enum cfg_policy { POLICY_ON_FAILURE = 0, POLICY_ALWAYS, POLICY_NEVER };
+enum cfg_strategy { STRAT_ONE_FOR_ONE = 0, STRAT_REST_FOR_ONE, STRAT_ONE_FOR_ALL };
+enum cfg_ready { READY_EXEC = 0, READY_NOTIFY };
+
+struct cfg_chan {
+  char *name;
+  uint32_t capacity, slot_size;
+  bool keyed;
+  uint32_t producers, consumers; /* replica counts, computed from workers */
+};
+
+struct cfg_sem {
+  char *name;
+  uint32_t value;
+};
+
+struct cfg_worker {
+  char *name;
+  char **argv; /* NULL-terminated; argv[0] as written */
+  char *path;  /* argv[0] resolved */
+  char **in, **out;
+  int nin, nout;
+  int *in_idx, *out_base;  /* per in/out: this worker's first replica index in the channel */
+  int *in_chan, *out_chan; /* per in/out: index into cfg.chans */
+  int replicas;
+  int policy;
+  int ready;
+  char **deps;
+  int ndeps;
+  int *dep_idx;
+  char **env; /* "KEY=VALUE" */
+  int nenv;
+  char *cwd; /* resolved, or NULL */
+  double start_timeout_s, stop_timeout_s;
+  int order; /* position in the start order (topological) */
+};
+
+struct cfg {
+  char *name;
+  char *dir; /* the config file's directory */
+  uint64_t heap_size;
+  struct cfg_chan *chans;
+  int nchans;
+  struct cfg_sem *sems;
+  int nsems;
+  struct cfg_worker *workers;
+  int nworkers;
+  int *start_order; /* worker indices, dependencies first */
+  int strategy, intensity;
+  double period_s;
+  bool give_up_exit;
+  uint32_t backoff_initial_ms, backoff_max_ms;
+  double reset_after_s, fast_fail_s;
+  uint32_t stats_interval_ms;
+  double drain_timeout_s, stop_timeout_s, start_timeout_s;
+};
+
+/* Error list: every problem found, each "path: reason". */
+struct cfg_errors {
+  char **msg;
+  int n;
+};
+
+/* Parse and validate `text` (the file at `file`, for relative paths). On
+ * success returns 0 and fills *c; otherwise returns -1 with every error in
+ * *errs. `self_dir` is the supervisor's own directory (finds warren-*). */
+int cfg_parse(const char *text, const char *file, const char *self_dir, struct cfg *c,
+              struct cfg_errors *errs);
+int cfg_load(const char *file, const char *self_dir, struct cfg *c, struct cfg_errors *errs);
+void cfg_free(struct cfg *c);
+void cfg_errors_free(struct cfg_errors *e);
+/* "256MiB" -> bytes; 0 or -1 (bad unit/number). */
+int cfg_parse_size(const char *s, uint64_t *out);
+
+/* ------------------------------------------------------------ log.c */
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+void log_init(bool json);
+bool log_json(void);
+/* One event: `obj` holds its fields and is consumed (cJSON_Delete'd). */
+void log_event(int level, const char *event, struct cJSON *obj);
+/* Convenience: an event with printf-formatted text as "msg". */
+void log_msg(int level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* One captured line of a worker. */
+void log_line(const char *worker, int pid, const char *stream, const char *line, size_t len);
+
+/* ------------------------------------------------------------ lifecycle.c */
+
+enum inst_state {
+  ST_STOPPED = 0, /* not running; starts when wanted and its dependencies are ready */
+  ST_STARTING,    /* spawned, not ready yet */
+  ST_READY,
+  ST_STOPPING,  /* SIGTERM sent, waiting for the exit */
+  ST_BACKOFF,   /* failed, waiting for its restart timer */
+  ST_CRASHLOOP, /* failed too often; retried at the backoff cap */
+  ST_EXITED,    /* finished for good (policy says no restart) */
+  ST__COUNT
+};
+
+enum inst_event {
+  EV_START = 0, /* wanted and dependencies ready */
+  EV_READY,     /* wr_worker_ready / exec success / READY=1 */
+  EV_EXIT,      /* libuv reported its exit status (reclaim already done) */
+  EV_STOP,      /* stop for good (supervisor stop) */
+  EV_RESTART,   /* stop, then start again (strategy, `warren restart`) */
+  EV_TIMER,     /* backoff timer, start_timeout or stop_timeout fired */
+  EV__COUNT
+};
+
+enum inst_action {
+  A_NONE = 0,
+  A_SPAWN,   /* start a new incarnation */
+  A_TERM,    /* SIGTERM the group, arm stop_timeout */
+  A_KILL,    /* SIGKILL the group (stop_timeout fired) */
+  A_DECIDE,  /* exit while running: restart policy picks the next state */
+  A_SETTLE,  /* exit while stopping: stopped, or started again if wanted */
+  A_ARM,     /* became ready: cancel start_timeout, note the time */
+  A_CANCEL,  /* cancel the pending backoff timer */
+  A_TIMEOUT, /* start_timeout fired: kill it (the exit then decides) */
+};
+
+struct lc_step {
+  uint8_t action, next; /* next == ST__COUNT: decided by the action */
+};
+const struct lc_step *lc_step(int state, int event);
+const char *lc_state_name(int state);
+const char *lc_event_name(int event);
+
+/* ------------------------------------------------------------ the supervisor */
+
+struct proc;
+
+struct inst {
+  struct sup *sup;
+  int w;       /* config worker index */
+  int replica; /* 0..replicas-1 */
+  char label[64];
+  uint32_t slot, incarnation;
+  int state;
+  bool want;         /* should be running (cleared by stop / finished) */
+  bool restart_req;  /* EV_RESTART seen: start again after the exit */
+  struct proc *proc; /* while a process runs */
+  int pid;
+  uint64_t started_ms, ready_ms;
+  uint32_t fails;    /* consecutive fast failures */
+  uint64_t restarts; /* total */
+  uint64_t *recent;  /* ring of restart times for the intensity window */
+  int nrecent;
+  int last_code, last_signal;
+  uv_timer_t timer; /* backoff, start_timeout and stop_timeout (one at a time) */
+};
+
+struct sup {
+  uv_loop_t *loop;
+  struct cfg *cfg;
+  wr_arena *arena;
+  struct inst *inst;
+  int ninst;
+  int *winst;    /* first instance index of each worker */
+  bool stopping; /* graceful stop in progress */
+  bool draining; /* sources were stopped; waiting for the pipeline */
+  int exit_code;
+  char self_dir[4096]; /* directory of the warren executable */
+  char shim[4096];     /* path of warren-shim (plain commands run under it) */
+  char sock_path[256];
+  char notify_name[108];
+  uv_timer_t stats_timer, drain_timer;
+  uv_signal_t sig_int, sig_term, sig_hup, sig_chld;
+  uv_pipe_t ctl;
+  uv_poll_t notify_poll;
+  int notify_fd;
+  uint64_t heap_baseline; /* heap bytes in use after the objects were built */
+};
+
+/* run.c: the supervisor's core. */
+int sup_run(struct cfg *c, const char *sock_override);
+void sup_dispatch(struct inst *in, int event);
+void sup_stop(struct sup *s, const char *why);
+void sup_kick(struct sup *s);
+int sup_restart_worker(struct sup *s, const char *name);
+uint64_t sup_now_ms(struct sup *s);
+
+/* spawn.c */
+int spawn_inst(struct sup *s, struct inst *in);
+void spawn_signal(struct inst *in, int sig);
+void reap_orphans(struct sup *s);
+
+/* guard.c: kills every worker group if the supervisor dies. */
+int guard_start(void);
+void guard_note(int pgid, bool add);
+void guard_stop(void);
+int guard_pid(void);
+
+/* reclaim.c: everything a dead incarnation held, before its replacement. */
+void reclaim_inst(struct sup *s, struct inst *in);
+
+/* objects.c: arena, channels, semaphores (the seam to chan.c / sem.c). */
+int objects_build(struct sup *s);
+void objects_close_outputs(struct sup *s, struct inst *in);
+int objects_chan_reclaim(wr_arena *a, uint32_t slot, uint32_t inc, uint64_t *redelivered);
+int objects_sync_reclaim(wr_arena *a, uint32_t slot, uint32_t inc, uint64_t *permits);
+struct cJSON *objects_chan_stats(struct sup *s);
+
+/* stats.c */
+struct cJSON *stats_heap(struct sup *s);
+struct cJSON *stats_status(struct sup *s);
+void stats_log(struct sup *s);
+
+/* notify.c: READY=1 datagrams (sd_notify protocol, and wr_worker_ready). */
+int notify_open(struct sup *s);
+void notify_close(struct sup *s);
+
+/* control.c */
+int ctl_default_path(const char *name, char *buf, size_t len);
+int ctl_listen(struct sup *s, const char *path);
+void ctl_close(struct sup *s);
+/* Client: send {"cmd": cmd, ...args} and return the parsed reply (caller
+ * deletes) or NULL with *err set. */
+struct cJSON *ctl_request(const char *path, struct cJSON *req, int *err);
+
+#endif
