@@ -235,6 +235,7 @@ struct wr__tcache {
   uint32_t cur[NCLS];   /* current span per class: page index + 1 */
   uint32_t avail[NCLS]; /* owned spans with free blocks: page index + 1 */
   uint64_t allocs, frees;
+  uint64_t remote_seen; /* slot's remote_frees at the last sweep */
 };
 
 #define MAX_HANDLES 16
@@ -459,6 +460,8 @@ static int64_t span_adopt(struct wr__tcache *c, uint32_t cls) {
     s->in_avail = 0;
     atomic_store(&s->live, live);
     atomic_store(&s->pending, 0);
+    /* Nobody holds a block here any more: reclaim may skip its tags again. */
+    if (live == 0) atomic_store(&s->shared, 0);
     if (s->free_head) return p;
     avail_push(c, p); /* full: keep it owned; frees will land here */
     avail_remove(c, p);
@@ -476,6 +479,21 @@ static int64_t refill(struct wr__tcache *c, uint32_t cls) {
     if (atomic_load_explicit(&s->pending, memory_order_relaxed) >= s->nblocks / 8 + 1 &&
         span_collect(a, p))
       return p;
+  }
+  /* Others freed enough into our spans since the last look: sweep the page
+   * map once for our spans with PENDING blocks (amortised over >= npages/4
+   * remote frees, so a producer that hands everything away reuses memory). */
+  uint64_t rf = atomic_load_explicit(&a->slots[a->slot].remote_frees, memory_order_relaxed);
+  if (rf - c->remote_seen >= (a->npages / 4 > 64 ? a->npages / 4 : 64)) {
+    c->remote_seen = rf;
+    for (uint32_t q = 0; q < a->npages; q++) {
+      struct wr__span *s = &a->spans[q];
+      if (atomic_load_explicit(&s->state, memory_order_relaxed) != WR__SPAN_SMALL ||
+          atomic_load_explicit(&s->cache, memory_order_relaxed) != c->id ||
+          atomic_load_explicit(&s->pending, memory_order_relaxed) == 0 || c->cur[s->cls] == q + 1)
+        continue;
+      if (span_collect(a, q)) avail_push(c, q);
+    }
   }
   while (c->avail[cls]) {
     uint32_t p = c->avail[cls] - 1;
@@ -613,6 +631,10 @@ int wr_free(wr_arena *a, void *ptr) {
   if (!atomic_compare_exchange_strong(tag, &t, WR__TAG_PENDING)) return -WR_ENOTOWNER;
   WR_CRASH_POINT(HEAP_REMOTE_FREE_AFTER_TAG);
   atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
+  uint32_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+  if (owner)
+    atomic_fetch_add_explicit(&a->slots[wr__tag_slot(owner)].remote_frees, 1,
+                              memory_order_relaxed);
   c->frees++;
   return 0;
 }
@@ -631,7 +653,9 @@ int wr_realloc(wr_arena *a, void **ptr, size_t size) {
   size_t have = wr_block_size(a, *ptr);
   if (!have) return -WR_EINVAL;
   if (wr__heap_owner(a, wr_off(a, *ptr)) != wr_self_tag(a)) return -WR_ENOTOWNER;
-  if (size <= have && (size > SMALL_MAX || size_class(size) == size_class(have))) return 0;
+  if (size <= have) {
+    if (have > SMALL_MAX ? size > SMALL_MAX : size_class(size) == size_class(have)) return 0;
+  }
   void *n;
   int rc = wr_alloc(a, size, &n);
   if (rc) return rc;
@@ -687,6 +711,8 @@ int wr__heap_free_as(wr_arena *a, wr_off_t off, wr_tag expect) {
   uint32_t t = expect;
   if (!atomic_compare_exchange_strong(tag, &t, WR__TAG_PENDING)) return -WR_ENOTOWNER;
   atomic_fetch_add(&s->pending, 1);
+  uint32_t owner = atomic_load(&s->owner);
+  if (owner) atomic_fetch_add(&a->slots[wr__tag_slot(owner)].remote_frees, 1);
   return 0;
 }
 

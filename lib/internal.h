@@ -153,7 +153,10 @@ struct wr__slot {
    * its own threads only; zeroed by nobody: they are cumulative). */
   uint8_t pad1[WR__CACHELINE - 48];
   _Atomic uint64_t allocs, frees;
-  uint8_t pad2[WR__CACHELINE - 16];
+  /* Blocks other threads or processes freed into this worker's spans
+   * (fetch_add by them); its caches sweep for PENDING blocks when it grew. */
+  _Atomic uint64_t remote_frees;
+  uint8_t pad2[WR__CACHELINE - 24];
   /* Synchronisation module's per-slot record (what this worker waits on,
    * which permits and locks it holds): sem.c/mutex.c define its layout. */
   uint8_t sync[2 * WR__CACHELINE];
@@ -301,7 +304,6 @@ bool wr__intr_since(uint32_t token);
   XX(HEAP_REMOTE_FREE_AFTER_TAG, "heap.remote_free.after_tag")         \
   XX(HEAP_SPAN_AFTER_HEAD, "heap.span.after_head")                     \
   XX(HEAP_SPAN_AFTER_CONT, "heap.span.after_cont")                     \
-  XX(HEAP_SPAN_AFTER_INIT, "heap.span.after_init")                     \
   XX(HEAP_ADOPT_AFTER_CAS, "heap.adopt.after_cas")                     \
   XX(HEAP_COLLECT_MID, "heap.collect.mid")                             \
   XX(HEAP_LARGE_AFTER_TAG, "heap.large.after_tag")                     \
