@@ -29,9 +29,13 @@
  *
  * Blocking: one wait line (futex word `seq` + `waiters`) per producer index
  * and per consumer index in the descriptor, so a side with several lanes
- * sleeps on one word. Waiter: read seq, waiters++ (seq_cst), re-check,
- * futex_wait(seq). Waker: store index, seq_cst fence, if waiters: seq++,
- * futex_wake. The fence and the seq_cst RMW close the lost-wake-up window.
+ * sleeps on one word. A waiter first spins for an adaptive time budget
+ * (SPIN_MIN_NS..SPIN_MAX_NS: doubled when spinning succeeded, halved when
+ * it had to sleep), then: read seq, waiters++ (seq_cst), heavy fence,
+ * re-check, futex_wait(seq). Waker: store index, light fence, if waiters:
+ * seq++, futex_wake. The fence pair (futex.c: a membarrier-backed
+ * asymmetric fence, or two seq_cst fences) closes the lost-wake-up window
+ * without a full fence on the publish path.
  */
 #include "internal.h"
 
@@ -44,8 +48,8 @@
 #define LANE_MAGIC 0x454e414c52525731ull /* "1WRRLANE" */
 #define MAX_SLOT_SIZE (1u << 20)
 #define MAX_CAPACITY (1u << 30)
-#define SPIN_MIN 16u
-#define SPIN_MAX 4096u
+#define SPIN_MIN_NS 4000
+#define SPIN_MAX_NS 64000
 #define SIDE_PRODUCER 1u /* bits of `closed`: who closed the lane */
 #define SIDE_CONSUMER 2u
 
@@ -98,12 +102,20 @@ _Static_assert(sizeof(struct wr__lane) == 4 * WR__CACHELINE, "lane header");
 _Static_assert(offsetof(struct wr__lane, tail) == WR__CACHELINE, "tail on its own line");
 _Static_assert(offsetof(struct wr__lane, head) == 2 * WR__CACHELINE, "head on its own line");
 
+/* A ring slot. stamp = (uint32_t)(seq + 1) once record seq is complete in
+ * it: the per-record commit (release store in stamp(); pairs with the
+ * acquire load in stamped()). A stale stamp is seq + 1 - k * capacity, never
+ * equal modulo 2^32 since capacity <= 2^30. */
 struct wr__rslot {
-  uint32_t len, flags; /* flags: WR_REC_BLOCK */
+  _Atomic uint32_t stamp;
+  uint32_t lenf; /* length, | REC_BLOCK_BIT for a zero-copy record */
   uint64_t key;
-  uint8_t data[]; /* payload, or the block's offset (u64) for WR_REC_BLOCK */
+  uint8_t data[]; /* payload, or the block's offset (u64) for a block record */
 };
 _Static_assert(sizeof(struct wr__rslot) == 16, "slot header");
+#define REC_BLOCK_BIT 0x80000000u
+#define REC_LEN(r) ((r)->lenf & ~REC_BLOCK_BIT)
+#define REC_IS_BLOCK(r) (((r)->lenf & REC_BLOCK_BIT) != 0)
 
 /* ------------------------------------------------------------ handle */
 
@@ -124,7 +136,8 @@ struct wr_chan {
   struct wr__chan *ch;
   int role;
   uint32_t index, n, rr, keyed;
-  uint32_t cap, stride, slot_size, spin;
+  uint32_t cap, stride, slot_size;
+  int64_t spin_ns; /* adaptive spin budget before sleeping */
   struct wr__wait *self;
   struct lside ls[];
 };
@@ -141,6 +154,28 @@ static inline void cpu_relax(void) {
 
 static inline struct wr__rslot *slot_at(const struct lside *s, uint32_t stride, uint64_t seq) {
   return (struct wr__rslot *)(s->ring + (seq & s->l->mask) * stride);
+}
+
+static inline bool stamped(const struct wr__rslot *r, uint64_t seq) {
+  /* pairs with the release store in stamp() */
+  return atomic_load_explicit(&r->stamp, memory_order_acquire) == (uint32_t)(seq + 1);
+}
+static inline void stamp(struct wr__rslot *r, uint64_t seq) {
+  /* the record's bytes before its stamp; pairs with the acquire in stamped() */
+  atomic_store_explicit(&r->stamp, (uint32_t)(seq + 1), memory_order_release);
+}
+
+/* End of lane l's live range starting at head h: the stored tail may lag
+ * behind stamped records (a producer between stamping and publishing, or
+ * dead there). */
+static uint64_t live_end(const struct wr__lane *l, uint64_t h) {
+  const uint8_t *ring = (const uint8_t *)l + l->ring_off;
+  uint64_t t = atomic_load(&l->tail);
+  if (t < h) t = h;
+  while (t - h < l->capacity &&
+         stamped((const struct wr__rslot *)(ring + (t & l->mask) * l->stride), t))
+    t++;
+  return t;
 }
 
 static inline uint64_t rslot_block(const struct wr__rslot *r) {
@@ -208,12 +243,13 @@ static inline uint64_t key_hash(uint64_t x) {
   return x;
 }
 
-/* Wake the sleepers of w, if any. The seq_cst fence orders the caller's
+/* Wake the sleepers of w, if any. The light fence orders the caller's
  * publishing store (tail or head) before the load of waiters; it pairs with
- * the seq_cst fetch_add of waiters in block(): either the waiter's re-check
- * sees the new index, or we see its waiters count and bump seq. */
+ * the heavy fence after the fetch_add of waiters in block(): either the
+ * waiter's re-check sees the new index, or we see its waiters count and
+ * bump seq (then its futex_wait sees seq changed, or is woken). */
 static inline void wake(struct wr__wait *w) {
-  atomic_thread_fence(memory_order_seq_cst);
+  wr__fence_light();
   if (atomic_load_explicit(&w->waiters, memory_order_relaxed)) {
     atomic_fetch_add(&w->seq, 1);
     wr__futex_wake(&w->seq, INT_MAX);
@@ -252,20 +288,23 @@ static int block(wr_chan *c, ready_fn ready, uint64_t arg, int64_t timeout_ns) {
     dl.tv_nsec = end % 1000000000ll;
     dlp = &dl;
   }
-  for (uint32_t i = 0; i < c->spin; i++) {
+  int64_t spin_end = wr__now_ns() + c->spin_ns;
+  for (uint32_t i = 1;; i++) {
     cpu_relax();
     int r = ready(c, arg);
     if (r) {
-      if (c->spin < SPIN_MAX) c->spin *= 2;
+      if (c->spin_ns < SPIN_MAX_NS) c->spin_ns *= 2;
       return r > 0 ? 0 : r;
     }
+    if (i % 64 == 0 && wr__now_ns() >= spin_end) break;
   }
-  if (c->spin > SPIN_MIN) c->spin /= 2;
+  if (c->spin_ns > SPIN_MIN_NS) c->spin_ns /= 2;
   struct wr__wait *w = c->self;
   for (;;) {
     if (wr__intr_since(tok)) return -WR_EINTR;
     uint32_t v = atomic_load(&w->seq);
-    atomic_fetch_add(&w->waiters, 1); /* seq_cst: pairs with the fence in wake() */
+    atomic_fetch_add(&w->waiters, 1);
+    wr__fence_heavy(); /* pairs with the light fence in wake() */
     int r = ready(c, arg);
     if (r) {
       atomic_fetch_sub(&w->waiters, 1);
@@ -367,11 +406,11 @@ static int send_inline(wr_chan *c, bool keyed, uint64_t key, const void *data, s
   if (k < 0) return k;
   struct lside *s = &c->ls[k];
   struct wr__rslot *r = slot_at(s, c->stride, s->pos);
-  r->len = (uint32_t)len;
-  r->flags = 0;
+  r->lenf = (uint32_t)len;
   r->key = key;
   memcpy(r->data, data, len);
   WR_CRASH_POINT(CHAN_SEND_AFTER_COPY);
+  stamp(r, s->pos);
   s->pos++;
   s->bytes += len;
   publish(c, s);
@@ -398,10 +437,10 @@ int wr_chan_send_batch(wr_chan *c, const wr_msg *msgs, size_t n, int64_t timeout
     do {
       const wr_msg *m = &msgs[done];
       struct wr__rslot *r = slot_at(s, c->stride, s->pos);
-      r->len = m->len;
-      r->flags = 0;
+      r->lenf = m->len;
       r->key = m->key;
       memcpy(r->data, m->data, m->len);
+      stamp(r, s->pos);
       s->pos++;
       s->bytes += m->len;
       done++;
@@ -419,15 +458,14 @@ static int send_block(wr_chan *c, uint64_t key, void *block, size_t len, int64_t
   if (c->role != WR_PRODUCER) return -WR_EINVAL;
   uint64_t off = wr_off(a, block);
   size_t bs = wr_block_size(a, block);
-  if (!bs || len > bs || len > UINT32_MAX) return -WR_EINVAL;
+  if (!bs || len > bs || len >= REC_BLOCK_BIT) return -WR_EINVAL;
   if (wr__heap_owner(a, off) != a->tag) return -WR_ENOTOWNER;
   int k = pick_lane(c, c->keyed, key, timeout_ns);
   if (k < 0) return k;
   struct lside *s = &c->ls[k];
   intent_set(a, WR__OP_CHAN_SEND_BLOCK, s->idx, s->pos, off);
   struct wr__rslot *r = slot_at(s, c->stride, s->pos);
-  r->len = (uint32_t)len;
-  r->flags = WR_REC_BLOCK;
+  r->lenf = (uint32_t)len | REC_BLOCK_BIT;
   r->key = key;
   memcpy(r->data, &off, sizeof off);
   WR_CRASH_POINT(CHAN_SEND_AFTER_COPY);
@@ -437,6 +475,7 @@ static int send_block(wr_chan *c, uint64_t key, void *block, size_t len, int64_t
     return rc;
   }
   WR_CRASH_POINT(CHAN_SEND_AFTER_TRANSFER);
+  stamp(r, s->pos); /* the commit: the block is the lane's before this */
   s->pos++;
   s->bytes += len;
   publish(c, s);
@@ -455,21 +494,18 @@ int wr_chan_send_block_key(wr_chan *c, uint64_t key, void *block, size_t len,
 
 /* ------------------------------------------------------------ consumer */
 
-static inline bool has_data(struct lside *s) {
-  if (s->pos != s->other) return true;
-  /* pairs with the release store of tail in publish */
-  s->other = atomic_load_explicit(&s->l->tail, memory_order_acquire);
-  return s->pos != s->other;
+static inline bool has_data(wr_chan *c, struct lside *s) {
+  return stamped(slot_at(s, c->stride, s->pos), s->pos);
 }
 
 static int cons_ready(wr_chan *c, uint64_t arg) {
   uint32_t closed = 0;
   for (uint32_t k = 0; k < c->n; k++) {
     struct lside *s = &c->ls[k];
-    if (has_data(s)) return 1;
+    if (has_data(c, s)) return 1;
     /* closed (acquire, pairs with the release in close) then tail again:
      * everything sent before the close is seen before EOF */
-    if (lane_closed(s) && !has_data(s)) closed++;
+    if (lane_closed(s) && !has_data(c, s)) closed++;
   }
   (void)arg;
   return closed == c->n ? -WR_EOF : 0;
@@ -478,15 +514,16 @@ static int cons_ready(wr_chan *c, uint64_t arg) {
 static int peek_from(wr_chan *c, uint32_t k, wr_rec *recs, size_t max) {
   wr_arena *a = c->a;
   struct lside *s = &c->ls[k];
-  uint64_t avail = s->other - s->pos;
-  if (avail > c->cap) return -WR_ECORRUPT;
-  size_t m = avail < max ? (size_t)avail : max;
-  if (m > INT_MAX) m = INT_MAX;
-  for (size_t i = 0; i < m; i++) {
-    const struct wr__rslot *r = slot_at(s, c->stride, s->pos + i);
-    wr_rec *rec = &recs[i];
-    rec->len = r->len;
-    rec->flags = r->flags & WR_REC_BLOCK;
+  if (max > c->cap) max = c->cap;
+  if (max > INT_MAX) max = INT_MAX;
+  size_t m = 0;
+  for (; m < max; m++) {
+    const struct wr__rslot *r = slot_at(s, c->stride, s->pos + m);
+    if (m && !stamped(r, s->pos + m)) break; /* the first one was checked */
+    wr_rec *rec = &recs[m];
+    size_t i = m;
+    rec->len = REC_LEN(r);
+    rec->flags = REC_IS_BLOCK(r) ? WR_REC_BLOCK : 0;
     rec->key = r->key;
     rec->seq = s->pos + i;
     rec->lane = k;
@@ -511,7 +548,7 @@ int wr_chan_peek_batch(wr_chan *c, wr_rec *recs, size_t max, int64_t timeout_ns)
   for (;;) {
     for (uint32_t i = 0; i < c->n; i++) {
       uint32_t k = c->rr + i < c->n ? c->rr + i : c->rr + i - c->n;
-      if (has_data(&c->ls[k])) {
+      if (has_data(c, &c->ls[k])) {
         c->rr = k + 1 < c->n ? k + 1 : 0;
         return peek_from(c, k, recs, max);
       }
@@ -539,16 +576,16 @@ static int release_to(wr_chan *c, const wr_rec *rec, void **keep) {
   struct lside *s = &c->ls[rec->lane];
   uint64_t target = rec->seq + 1;
   if (target <= s->head || target > s->pos) return -WR_EINVAL;
-  if (keep && !(slot_at(s, c->stride, rec->seq)->flags & WR_REC_BLOCK)) return -WR_EINVAL;
+  if (keep && !REC_IS_BLOCK(slot_at(s, c->stride, rec->seq))) return -WR_EINVAL;
   wr_tag lt = wr__tag_lane(s->idx);
   for (uint64_t q = s->head; s->blocks && q < target; q++) {
     const struct wr__rslot *r = slot_at(s, c->stride, q);
-    if (!(r->flags & WR_REC_BLOCK)) continue;
+    if (!REC_IS_BLOCK(r)) continue;
     uint64_t off = rslot_block(r);
     s->blocks--;
     /* lane -> us first: a crash from here until head moves leaves a
      * live-range block owned by us, which wr_chan_reclaim puts back */
-    if (wr__heap_transfer(a, off, lt, a->tag) != 0) continue; /* not the lane's: skip */
+    if (wr__heap_transfer(a, off, lt, a->tag) != 0) return -WR_ECORRUPT; /* not the lane's */
     WR_CRASH_POINT(CHAN_RELEASE_AFTER_TRANSFER);
     s->head = q + 1;
     atomic_store_explicit(&s->l->head, s->head, memory_order_release); /* pairs: has_room */
@@ -572,7 +609,6 @@ int wr_rec_take(wr_chan *c, const wr_rec *rec, void **block) {
   if (!block) return -WR_EINVAL;
   *block = NULL;
   int rc = release_to(c, rec, block);
-  if (rc == 0 && !*block) rc = -WR_ECORRUPT; /* its block was not the lane's */
   return rc;
 }
 
@@ -633,6 +669,7 @@ int wr_chan_open(wr_arena *a, const char *name, int role, uint32_t index, wr_cha
   bool prod = role == WR_PRODUCER;
   if (index >= (prod ? ch->producers : ch->consumers)) return -WR_EINVAL;
   wr__lane_owns_hook = lane_owns;
+  wr__fence_register();
   uint32_t n = prod ? ch->consumers : ch->producers;
   wr_chan *c = calloc(1, sizeof *c + n * sizeof(struct lside));
   if (!c) return -ENOMEM;
@@ -645,7 +682,7 @@ int wr_chan_open(wr_arena *a, const char *name, int role, uint32_t index, wr_cha
   c->cap = ch->capacity;
   c->stride = ch->stride;
   c->slot_size = ch->slot_size;
-  c->spin = 256;
+  c->spin_ns = 16000;
   c->self = wait_line(ch, prod ? index : ch->producers + index);
   uint32_t *lt = lane_table(ch);
   uint32_t k;
@@ -815,11 +852,11 @@ static void destroy_lanes(wr_arena *a, struct wr__chan *ch, uint64_t doff) {
     uint32_t j = lt[i];
     struct wr__lane *l = lane_get(a, j);
     if (!l || l->chan_off != doff) continue;
-    uint64_t h = atomic_load(&l->head), t = atomic_load(&l->tail);
+    uint64_t h = atomic_load(&l->head), t = live_end(l, h);
     struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
-    for (uint64_t q = h; t - h <= l->capacity && q < t; q++) {
+    for (uint64_t q = h; q < t; q++) {
       const struct wr__rslot *r = slot_at(&s, l->stride, q);
-      if (r->flags & WR_REC_BLOCK) wr__heap_free_as(a, rslot_block(r), wr__tag_lane(j));
+      if (REC_IS_BLOCK(r)) wr__heap_free_as(a, rslot_block(r), wr__tag_lane(j));
     }
     uint64_t off = l->block_off;
     wr__heap_free_as(a, off, wr__tag_lane(j));
@@ -867,9 +904,15 @@ static void intent_recover(wr_arena *a, struct wr__intent *in, uint32_t op, wr_t
      * written before the transfer). Not transferred: heap reclaim frees it. */
     uint32_t j = (uint32_t)in->obj;
     struct wr__lane *l = lane_get(a, j);
-    if (!l || atomic_load(&l->tail) != in->arg) break;
+    if (!l) break;
+    uint64_t h = atomic_load(&l->head), t = live_end(l, h);
+    if (t != in->arg || t - h >= l->capacity) break; /* stamped already, or no room */
     if (wr__heap_owner(a, in->arg2) != wr__tag_lane(j)) break;
-    atomic_store_explicit(&l->tail, in->arg + 1, memory_order_release); /* pairs: has_data */
+    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
+    struct wr__rslot *r = slot_at(&s, l->stride, t);
+    if (!REC_IS_BLOCK(r) || rslot_block(r) != in->arg2) break;
+    stamp(r, t);
+    atomic_store_explicit(&l->tail, t + 1, memory_order_release);
     struct wr__chan *ch = wr__ptr_checked(a, l->chan_off, sizeof *ch);
     if (ch && ch->magic == CHAN_MAGIC && l->consumer < ch->consumers &&
         wr__ptr_checked(a, l->chan_off + ch->wait_off,
@@ -900,12 +943,12 @@ int wr_chan_reclaim(wr_arena *a, uint32_t slot, uint32_t inc, uint64_t *redelive
     struct wr__lane *l = lane_get(a, j);
     if (!l) continue;
     if (atomic_load(&l->cons_tag) == T) {
-      uint64_t h = atomic_load(&l->head), t = atomic_load(&l->tail);
+      uint64_t h = atomic_load(&l->head), t = live_end(l, h);
       struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
       /* a block it was releasing: give it back to the lane (redelivered) */
-      for (uint64_t q = h; t - h <= l->capacity && q < t; q++) {
+      for (uint64_t q = h; q < t; q++) {
         const struct wr__rslot *r = slot_at(&s, l->stride, q);
-        if ((r->flags & WR_REC_BLOCK) && wr__heap_owner(a, rslot_block(r)) == T)
+        if (REC_IS_BLOCK(r) && wr__heap_owner(a, rslot_block(r)) == T)
           wr__heap_transfer(a, rslot_block(r), T, wr__tag_lane(j));
       }
       uint64_t hi = atomic_load(&l->peek_hi);
@@ -917,8 +960,14 @@ int wr_chan_reclaim(wr_arena *a, uint32_t slot, uint32_t inc, uint64_t *redelive
       uint32_t tt = T;
       atomic_compare_exchange_strong(&l->cons_tag, &tt, 0);
     }
-    uint32_t tt = T;
-    atomic_compare_exchange_strong(&l->prod_tag, &tt, 0);
+    if (atomic_load(&l->prod_tag) == T) {
+      /* records it stamped but did not publish are published: the tail
+       * catches up, and its successor continues after them */
+      uint64_t t = live_end(l, atomic_load(&l->head));
+      if (t > atomic_load(&l->tail)) atomic_store(&l->tail, t);
+      uint32_t tt = T;
+      atomic_compare_exchange_strong(&l->prod_tag, &tt, 0);
+    }
   }
   if (chan_op) atomic_store_explicit(&sl->intent.op, WR__OP_NONE, memory_order_release);
   if (redelivered) *redelivered = red;
@@ -934,12 +983,11 @@ static bool lane_owns(const wr_arena *a, uint32_t j, wr_off_t off) {
   if (atomic_load(&a->lanes[j]) == off) return true;
   struct wr__lane *l = lane_get(a, j);
   if (!l) return false;
-  uint64_t h = atomic_load(&l->head), t = atomic_load(&l->tail);
-  if (t - h > l->capacity) return false;
+  uint64_t h = atomic_load(&l->head), t = live_end(l, h);
   struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
   for (uint64_t q = h; q < t; q++) {
     const struct wr__rslot *r = slot_at(&s, l->stride, q);
-    if ((r->flags & WR_REC_BLOCK) && rslot_block(r) == off) return true;
+    if (REC_IS_BLOCK(r) && rslot_block(r) == off) return true;
   }
   return false;
 }
@@ -959,7 +1007,7 @@ int wr_chan_check(wr_arena *a, char *why, size_t whylen) {
     if (!l) FAIL("lane %u: bad header or out of bounds", j);
     struct wr__chan *ch = wr__ptr_checked(a, l->chan_off, sizeof *ch);
     if (!ch || ch->magic != CHAN_MAGIC) FAIL("lane %u: no channel descriptor", j);
-    uint64_t h = atomic_load(&l->head), t = atomic_load(&l->tail);
+    uint64_t h = atomic_load(&l->head), t = live_end(l, h);
     if (h > t) FAIL("lane %u: head %llu past tail %llu", j, (unsigned long long)h,
                     (unsigned long long)t);
     if (t - h > l->capacity) FAIL("lane %u: depth %llu over capacity %u", j,
@@ -968,9 +1016,9 @@ int wr_chan_check(wr_arena *a, char *why, size_t whylen) {
     struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
     for (uint64_t q = h; q < t; q++) {
       const struct wr__rslot *r = slot_at(&s, l->stride, q);
-      if (!(r->flags & WR_REC_BLOCK)) {
-        if (r->len > l->slot_size) FAIL("lane %u seq %llu: length %u", j,
-                                        (unsigned long long)q, r->len);
+      if (!REC_IS_BLOCK(r)) {
+        if (REC_LEN(r) > l->slot_size) FAIL("lane %u seq %llu: length %u", j,
+                                            (unsigned long long)q, REC_LEN(r));
         continue;
       }
       uint64_t off = rslot_block(r);
@@ -979,7 +1027,7 @@ int wr_chan_check(wr_arena *a, char *why, size_t whylen) {
       if (t2 != wr__tag_lane(j) && !(t2 == ct && wr__worker_tag_live(a, ct)))
         FAIL("lane %u seq %llu: block 0x%llx owned by 0x%08x, not the lane", j,
              (unsigned long long)q, (unsigned long long)off, t2);
-      if (!wr__ptr_checked(a, off, r->len)) FAIL("lane %u seq %llu: block out of bounds", j,
+      if (!wr__ptr_checked(a, off, REC_LEN(r))) FAIL("lane %u seq %llu: block out of bounds", j,
                                                  (unsigned long long)q);
     }
   }

@@ -9,10 +9,23 @@
  * Waits sleep at most WR__WAIT_SLICE_NS at a time and re-check the interrupt
  * flag in between: a signal handler only sets the flag (wr_interrupt), and a
  * handler installed with SA_RESTART would not break the futex call itself.
+ *
+ * Asymmetric fence (wr__fence_light / wr__fence_heavy): the lost-wake-up
+ * pattern needs a StoreLoad fence on both sides, but the waker runs on the
+ * hot path (every publish) and the waiter only before it sleeps. A process
+ * that registered for membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) may make
+ * its light fence a compiler barrier: the waiter's heavy fence (that
+ * membarrier) interrupts every CPU running a registered process, which
+ * drains its store buffer, so either the waker's store is visible to the
+ * waiter's re-check or the waker's later load sees the waiter. Without
+ * membarrier both sides use a seq_cst fence. A forked child starts
+ * unregistered (fences) until wr__fence_register runs in it.
  */
 #include "internal.h"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -75,4 +88,36 @@ int wr__futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespe
 int wr__futex_wake(_Atomic uint32_t *word, int n) {
   long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
   return rc < 0 ? -errno : (int)rc;
+}
+
+/* ------------------------------------------------------------ asymmetric fence */
+
+int wr__fence_registered;    /* this process may use the light fence */
+static int membarrier_ok = -1; /* -1 unknown, 0 no, 1 GLOBAL_EXPEDITED works */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void fence_atfork_child(void) { wr__fence_registered = 0; }
+static void fence_atfork_setup(void) { pthread_atfork(NULL, NULL, fence_atfork_child); }
+
+void wr__fence_register(void) {
+  if (wr__fence_registered) return;
+  pthread_once(&atfork_once, fence_atfork_setup);
+  if (membarrier_ok < 0) {
+    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    membarrier_ok = q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+                    (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+  }
+  if (membarrier_ok &&
+      syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0)
+    wr__fence_registered = 1;
+}
+
+void wr__fence_heavy(void) {
+  atomic_thread_fence(memory_order_seq_cst);
+  if (membarrier_ok < 0) {
+    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    membarrier_ok = q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+                    (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+  }
+  if (membarrier_ok) syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
 }

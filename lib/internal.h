@@ -292,6 +292,20 @@ int64_t wr__now_ns(void);                           /* CLOCK_MONOTONIC */
  * whether an interrupt arrived since (the wait returns -WR_EINTR). */
 uint32_t wr__intr_begin(void);
 bool wr__intr_since(uint32_t token);
+/* Asymmetric StoreLoad fence for wait/wake (futex.c explains): wakers call
+ * wr__fence_light() between their publishing store and their load of the
+ * waiter count; waiters call wr__fence_heavy() between announcing
+ * themselves and re-checking. wr__fence_register() (once per process, at
+ * channel open) lets this process's light fence be a compiler barrier. */
+extern int wr__fence_registered;
+void wr__fence_register(void);
+void wr__fence_heavy(void);
+static inline void wr__fence_light(void) {
+  if (__builtin_expect(wr__fence_registered, 1))
+    atomic_signal_fence(memory_order_seq_cst);
+  else
+    atomic_thread_fence(memory_order_seq_cst);
+}
 
 /* ------------------------------------------------------------ crash points
  * Every multi-step shared operation names the points between its steps.

@@ -389,7 +389,8 @@ WR_EXTERN int wr_chan_peek_batch(wr_chan *c, wr_rec *recs, size_t max, int64_t t
 /* Step 2: done with rec and every earlier record of its lane: the lane's
  * head moves past it (producers waiting for room are woken) and blocks of
  * zero-copy records are freed. Does not block. Errors: -WR_EINVAL (not a
- * peeked record of this handle, or already released). */
+ * peeked record of this handle, or already released), -WR_ECORRUPT (a
+ * record's block is not owned by the lane: the head stops before it). */
 WR_EXTERN int wr_chan_release(wr_chan *c, const wr_rec *rec);
 /* As wr_chan_release, but the block of the zero-copy record rec becomes the
  * caller's (free it with wr_free); *block gets it. Errors: as
