@@ -1,0 +1,165 @@
+/*
+ * exec.c: `exec -- CMD ARGS...`, an unmodified program as a stage.
+ *
+ * The command runs as a child with pipes on its stdin and stdout (stderr
+ * goes to the supervisor's log). A feeder thread writes each input record
+ * and a newline to the child's stdin and releases the record; the main
+ * thread splits the child's stdout into lines and sends each one out. Both
+ * directions block on their own, so a program that buffers its output
+ * (tr, sed, sort) works: nothing waits for an answer to a record.
+ *
+ * End of input closes the child's stdin; the child's end of output then
+ * ends the stage. If the child dies first, the stage exits 1 and the
+ * supervisor restarts the stage, which starts a new child: records the
+ * child had already read are lost with it (they were released), records
+ * not yet written are redelivered. The child gets PR_SET_PDEATHSIG, sits
+ * in the stage's process group (a stop's SIGTERM reaches it too) and does
+ * not inherit the arena.
+ */
+#include "stage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct feeder {
+  struct stage_ctx *ctx;
+  int fd; /* the child's stdin */
+  volatile int done; /* set (release) when the feeder ended its input */
+};
+
+static int write_all(int fd, const void *p, size_t n) {
+  const char *s = p;
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return -1;
+    s += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static void *feed(void *arg) {
+  struct feeder *f = arg;
+  wr_rec rec;
+  while (stage_next(f->ctx, &rec) == 0) {
+    if (write_all(f->fd, rec.data, rec.len) || write_all(f->fd, "\n", 1)) break; /* child gone */
+    stage_done(f->ctx, &rec);
+  }
+  close(f->fd);
+  __atomic_store_n(&f->done, 1, __ATOMIC_RELEASE); /* pairs with the acquire in run() */
+  return NULL;
+}
+
+/* fork + exec argv with pipes; an exec failure comes back through a
+ * close-on-exec pipe as its errno. */
+static pid_t start(struct stage_ctx *ctx, char **argv, int *to, int *from) {
+  int in[2], out[2], st[2];
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(st, O_CLOEXEC))
+    stage_die(ctx, EXIT_FAIL, "pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) stage_die(ctx, EXIT_FAIL, "fork: %s", strerror(errno));
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    for (int fd = 3; fd < 1024; fd++)
+      if (fd != st[1]) close(fd); /* the arena fd among them */
+    signal(SIGPIPE, SIG_DFL);
+    execvp(argv[0], argv);
+    int e = errno;
+    if (write(st[1], &e, sizeof e) < 0) _exit(127);
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(st[1]);
+  int e = 0;
+  ssize_t n;
+  while ((n = read(st[0], &e, sizeof e)) < 0 && errno == EINTR) {
+  }
+  close(st[0]);
+  if (n > 0) {
+    waitpid(pid, NULL, 0);
+    stage_die(ctx, EXIT_FAIL, "cannot run %s: %s", argv[0], strerror(e));
+  }
+  *to = in[1];
+  *from = out[0];
+  return pid;
+}
+
+static int run(struct stage_ctx *ctx, int argc, char **argv) {
+  int i = 1;
+  for (; i < argc; i++) {
+    if (strcmp(argv[i], "--") == 0) {
+      i++;
+      break;
+    }
+    if (stage_common_opt(ctx, argc, argv, &i)) continue;
+    if (argv[i][0] == '-') stage_die(ctx, EXIT_USAGE, "unknown option %s", argv[i]);
+    break;
+  }
+  if (i >= argc) stage_die(ctx, EXIT_USAGE, "no command given (exec -- CMD ARGS...)");
+  char **cmd = argv + i;
+  int to, from;
+  pid_t pid = start(ctx, cmd, &to, &from);
+  stage_attach(ctx);
+  struct feeder f = {ctx, to, 0};
+  pthread_t t;
+  if (pthread_create(&t, NULL, feed, &f)) stage_die(ctx, EXIT_FAIL, "cannot start a thread");
+  size_t cap = 65536, len = 0;
+  char *buf = malloc(cap);
+  if (!buf) stage_die(ctx, EXIT_FAIL, "out of memory");
+  for (;;) {
+    if (len == cap && !(buf = realloc(buf, cap *= 2)))
+      stage_die(ctx, EXIT_FAIL, "out of memory");
+    ssize_t n = read(from, buf + len, cap - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) stage_die(ctx, EXIT_FAIL, "reading %s: %s", cmd[0], strerror(errno));
+    if (n == 0) break;
+    size_t start_ = 0, end = len + (size_t)n;
+    for (size_t k = len; k < end; k++)
+      if (buf[k] == '\n') {
+        if (stage_emit(ctx, buf + start_, k - start_, 0)) break;
+        start_ = k + 1;
+      }
+    memmove(buf, buf + start_, end - start_);
+    len = end - start_;
+  }
+  if (len > 0) stage_emit(ctx, buf, len, 0); /* a last line without newline */
+  free(buf);
+  close(from);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  bool fed = __atomic_load_n(&f.done, __ATOMIC_ACQUIRE); /* pairs with the release in feed() */
+  if (!fed && !g_stop) {
+    if (WIFSIGNALED(status))
+      stage_die(ctx, EXIT_FAIL, "%s was killed by signal %d", cmd[0], WTERMSIG(status));
+    stage_die(ctx, EXIT_FAIL, "%s exited (status %d) before the end of its input", cmd[0],
+              WEXITSTATUS(status));
+  }
+  if (!fed) return EXIT_OK; /* stopping: the feeder may be blocked; exit without it */
+  pthread_join(t, NULL);
+  if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+    stage_die(ctx, EXIT_FAIL, "%s exited with status %d", cmd[0], WEXITSTATUS(status));
+  return stage_finish(ctx);
+}
+
+const struct stage stage_exec = {
+    "exec", "each record to a command's stdin, each line of its stdout out",
+    "[--] CMD [ARGS...]\n"
+    "\n"
+    "Runs CMD once (restarted with the stage) and streams records through it:\n"
+    "each input record plus a newline goes to CMD's standard input, each line\n"
+    "CMD writes to standard output is sent out (without its newline). CMD's\n"
+    "standard error goes to the log. Any program that reads lines and writes\n"
+    "lines fits unmodified: tr, sed, rev, awk, grep, python3 -u script.py.",
+    STAGE_IN | STAGE_OUT, run};
