@@ -444,54 +444,86 @@ static void ratio(const char *name, double x, const char *goal) {
   printf("ratio %-28s %8.2f   (goal %s)\n", name, x, goal);
 }
 
+/* Every measurement, run `reps` times interleaved; the best run counts
+ * (highest rate, lowest RTT): the machine is shared, noise only slows. */
+enum {
+  M_PIPE64, M_SOCK64, M_NAIVE64, M_CHAN64, M_CHAN64B, M_PIPEZC, M_CHANZC, M_RAWRTT,
+  M_SPINRTT, M_PIPERTT, M_BLOCKRTT, M_PIPE1K, M_CHAN1K, M_CHAN1KB, M_B1, M_B4, M_B16, M_B64,
+  M_COUNT
+};
+static const int is_rtt[M_COUNT] = {[M_RAWRTT] = 1, [M_SPINRTT] = 1, [M_PIPERTT] = 1,
+                                    [M_BLOCKRTT] = 1};
+
+static double measure(int m) {
+  switch (m) {
+  case M_PIPE64: return fd_rate(0, 64);
+  case M_SOCK64: return fd_rate(1, 64);
+  case M_NAIVE64: return naive_rate();
+  case M_CHAN64: return chan_rate(64, 1, 1024);
+  case M_CHAN64B: return chan_rate(64, 32, 1024);
+  case M_PIPEZC: return fd_rate(0, ZC_LEN);
+  case M_CHANZC: return zc_rate();
+  case M_RAWRTT: return raw_rtt();
+  case M_SPINRTT: return chan_rtt(1);
+  case M_PIPERTT: return pipe_rtt();
+  case M_BLOCKRTT: return chan_rtt(0);
+  case M_PIPE1K: return fd_rate(0, 1024);
+  case M_CHAN1K: return chan_rate(1024, 1, 256);
+  case M_CHAN1KB: return chan_rate(1024, 16, 256);
+  case M_B1: return chan_rate(64, 1, 1024);
+  case M_B4: return chan_rate(64, 4, 1024);
+  case M_B16: return chan_rate(64, 16, 1024);
+  default: return chan_rate(64, 64, 1024);
+  }
+}
+
 int main(int argc, char **argv) {
-  const char *ms = getenv("BENCH_MS");
+  const char *ms = getenv("BENCH_MS"), *rp = getenv("BENCH_REPS");
+  int reps = 3;
   if (ms && atoi(ms) > 0) bench_ms = atoi(ms);
-  int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-  if (quick) bench_ms = 50;
+  if (rp && atoi(rp) > 0) reps = atoi(rp);
+  if (argc > 1 && strcmp(argv[1], "--quick") == 0) bench_ms = 50, reps = 1;
   wr_arena_opts o = {.size = 128ull << 20};
   if (wr_arena_create(&o, &arena)) return 1;
   ctl = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   nv = mmap(NULL, sizeof *nv, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   line = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (ctl == MAP_FAILED || nv == MAP_FAILED || line == MAP_FAILED) return 1;
-  printf("bench_chan: %d ms a measurement, processes forked, same-run baselines\n", bench_ms);
+  printf("bench_chan: %d ms a measurement, best of %d, processes forked, same-run baselines\n",
+         bench_ms, reps);
+  double v[M_COUNT] = {0};
+  for (int r = 0; r < reps; r++)
+    for (int m = 0; m < M_COUNT; m++) {
+      double x = measure(m);
+      if (x > 0 && (v[m] == 0 || (is_rtt[m] ? x < v[m] : x > v[m]))) v[m] = x;
+    }
 
-  double p64 = fd_rate(0, 64), s64 = fd_rate(1, 64), n64 = naive_rate();
-  double c64 = chan_rate(64, 1, 1024), c64b = chan_rate(64, 32, 1024);
-  printf("P1 64 B   pipe %.2f M/s  unix socket %.2f M/s  naive ring %.2f M/s\n", p64 / 1e6,
-         s64 / 1e6, n64 / 1e6);
-  printf("P1 64 B   chan %.2f M/s (one record a call)  %.2f M/s (batch 32)\n", c64 / 1e6,
-         c64b / 1e6);
-  ratio("P1_chan/pipe", c64 / p64, ">= 40");
-  ratio("P1_chan/unix_socket", c64 / s64, "-");
-  ratio("P1_chan/naive_ring", c64 / n64, ">= 0.6");
-  ratio("P1_chan_batch32/pipe", c64b / p64, "-");
-  ratio("P1_chan_batch32/naive_ring", c64b / n64, "-");
-
-  double pz = fd_rate(0, ZC_LEN), cz = zc_rate();
-  printf("P2 64 KiB pipe %.0f msg/s  chan zero-copy %.0f msg/s\n", pz, cz);
-  ratio("P2_zero_copy/pipe", cz / pz, ">= 200");
-
-  double raw = raw_rtt(), cs = chan_rtt(1), prt = pipe_rtt(), cb = chan_rtt(0);
-  printf("P3 RTT    raw cache line %.0f ns  chan spinning %.0f ns\n", raw, cs);
-  printf("P3b RTT   pipe %.0f ns  chan blocking %.0f ns\n", prt, cb);
-  ratio("P3_spin_rtt/raw_line_rtt", cs / raw, "<= 1.5");
-  ratio("P3b_block_rtt/pipe_rtt", cb / prt, "<= 1.1");
-
-  double p1k = fd_rate(0, 1024), c1k = chan_rate(1024, 1, 256), c1kb = chan_rate(1024, 16, 256);
-  printf("1 KiB     pipe %.2f M/s  chan %.2f M/s  chan batch 16 %.2f M/s\n", p1k / 1e6,
-         c1k / 1e6, c1kb / 1e6);
-  ratio("1KiB_chan/pipe", c1k / p1k, "-");
-  ratio("1KiB_chan_batch16/pipe", c1kb / p1k, "-");
-
+  printf("P1 64 B   pipe %.2f M/s  unix socket %.2f M/s  naive ring %.2f M/s\n",
+         v[M_PIPE64] / 1e6, v[M_SOCK64] / 1e6, v[M_NAIVE64] / 1e6);
+  printf("P1 64 B   chan %.2f M/s (one record a call)  %.2f M/s (batch 32)\n", v[M_CHAN64] / 1e6,
+         v[M_CHAN64B] / 1e6);
+  ratio("P1_chan/pipe", v[M_CHAN64] / v[M_PIPE64], ">= 40");
+  ratio("P1_chan/unix_socket", v[M_CHAN64] / v[M_SOCK64], "-");
+  ratio("P1_chan/naive_ring", v[M_CHAN64] / v[M_NAIVE64], ">= 0.6");
+  ratio("P1_chan_batch32/pipe", v[M_CHAN64B] / v[M_PIPE64], "-");
+  ratio("P1_chan_batch32/naive_ring", v[M_CHAN64B] / v[M_NAIVE64], "-");
+  printf("P2 64 KiB pipe %.0f msg/s  chan zero-copy %.0f msg/s\n", v[M_PIPEZC], v[M_CHANZC]);
+  ratio("P2_zero_copy/pipe", v[M_CHANZC] / v[M_PIPEZC], ">= 200");
+  printf("P3 RTT    raw cache line %.0f ns  chan spinning %.0f ns\n", v[M_RAWRTT], v[M_SPINRTT]);
+  printf("P3b RTT   pipe %.0f ns  chan blocking %.0f ns\n", v[M_PIPERTT], v[M_BLOCKRTT]);
+  ratio("P3_spin_rtt/raw_line_rtt", v[M_SPINRTT] / v[M_RAWRTT], "<= 1.5");
+  ratio("P3b_block_rtt/pipe_rtt", v[M_BLOCKRTT] / v[M_PIPERTT], "<= 1.1");
+  printf("1 KiB     pipe %.2f M/s  chan %.2f M/s  chan batch 16 %.2f M/s\n", v[M_PIPE1K] / 1e6,
+         v[M_CHAN1K] / 1e6, v[M_CHAN1KB] / 1e6);
+  ratio("1KiB_chan/pipe", v[M_CHAN1K] / v[M_PIPE1K], "-");
+  ratio("1KiB_chan_batch16/pipe", v[M_CHAN1KB] / v[M_PIPE1K], "-");
   static const int sizes[] = {1, 4, 16, 64};
-  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-    double r = chan_rate(64, sizes[i], 1024);
+  for (int i = 0; i < 4; i++) {
     char name[64];
+    double x = v[M_B1 + i];
     snprintf(name, sizeof name, "batch%d_chan/naive_ring", sizes[i]);
-    printf("batch %-3d 64 B chan %.2f M/s\n", sizes[i], r / 1e6);
-    ratio(name, r / n64, "-");
+    printf("batch %-3d 64 B chan %.2f M/s\n", sizes[i], x / 1e6);
+    ratio(name, x / v[M_NAIVE64], "-");
   }
   wr_arena_detach(arena);
   return 0;

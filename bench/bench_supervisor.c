@@ -52,7 +52,8 @@ static int worker_main(void) {
   for (uint32_t i = 0; i < wr_worker_nout(w); i++)
     if ((rc = wr_worker_out(w, i, &c))) return fprintf(stderr, "out: %s\n", wr_strerror(rc)), 4;
   wr_worker_ready(w);
-  for (;;) pause();
+  for (;;)
+    pause();
 }
 
 static void spawn_true(pid_t *pid) {
@@ -88,8 +89,7 @@ static void run_start(struct run *r, const char *config_body) {
   if (r->pid == 0) {
     dup2(p[1], 1);
     close(p[0]);
-    execl(g_warren, "warren", "--log-format", "json", "run", cfg, "--socket", sock,
-          (char *)NULL);
+    execl(g_warren, "warren", "--log-format", "json", "run", cfg, "--socket", sock, (char *)NULL);
     _exit(127);
   }
   close(p[1]);
@@ -196,7 +196,8 @@ int main(int argc, char **argv) {
            "\"replicas\":8}],\"stats_interval_ms\":1000}",
            g_self);
   run_start(&r, cfg);
-  for (int i = 0; i < 8; i++) run_until(&r, "worker.ready", NULL);
+  for (int i = 0; i < 8; i++)
+    run_until(&r, "worker.ready", NULL);
   /* let startup settle, then count while idle; the log pipe is not read
    * meanwhile (one heap.stats line a second fits in it) */
   usleep(300000);
@@ -212,8 +213,10 @@ int main(int argc, char **argv) {
   /* P6b: 256 workers over 1024 lanes vs 256 fork+exec of /bin/true */
   t0 = now_ms();
   pid_t pids[256];
-  for (int i = 0; i < 256; i++) spawn_true(&pids[i]);
-  for (int i = 0; i < 256; i++) waitpid(pids[i], NULL, 0);
+  for (int i = 0; i < 256; i++)
+    spawn_true(&pids[i]);
+  for (int i = 0; i < 256; i++)
+    waitpid(pids[i], NULL, 0);
   double base256 = now_ms() - t0;
   snprintf(cfg, sizeof cfg,
            "{\"name\":\"bench6b\",\"heap\":{\"size\":\"64MiB\"},"
@@ -227,7 +230,8 @@ int main(int argc, char **argv) {
   t0 = now_ms();
   run_start(&r, cfg);
   int ready = 0;
-  while (ready < 256 && run_until(&r, "worker.ready", NULL) >= 0) ready++;
+  while (ready < 256 && run_until(&r, "worker.ready", NULL) >= 0)
+    ready++;
   double start256 = now_ms() - t0;
   run_stop(&r);
   if (ready < 256) return fprintf(stderr, "only %d workers became ready\n", ready), 1;

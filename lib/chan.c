@@ -127,6 +127,7 @@ struct lside {
   uint64_t other; /* cached index of the other side */
   uint64_t bytes, hwm;
   uint32_t idx;    /* lane-table index */
+  uint32_t mask;   /* capacity - 1 */
   uint32_t blocks; /* consumer: block records peeked and not released */
   struct wr__wait *peer;
 };
@@ -153,7 +154,7 @@ static inline void cpu_relax(void) {
 }
 
 static inline struct wr__rslot *slot_at(const struct lside *s, uint32_t stride, uint64_t seq) {
-  return (struct wr__rslot *)(s->ring + (seq & s->l->mask) * stride);
+  return (struct wr__rslot *)(s->ring + (seq & s->mask) * stride);
 }
 
 static inline bool stamped(const struct wr__rslot *r, uint64_t seq) {
@@ -275,6 +276,9 @@ static bool lane_owns(const wr_arena *a, uint32_t j, wr_off_t off);
 
 typedef int (*ready_fn)(wr_chan *c, uint64_t arg);
 
+_Atomic uint64_t wr__chan_late_wakeups;
+int64_t wr__chan_spin_ns = -1; /* >= 0: fixed spin budget (tests: 0 = sleep at once) */
+
 /* Wait until ready() returns nonzero (> 0: go on; < 0: that error), with an
  * adaptive spin first, then futex sleeps on this side's wait line. */
 static int block(wr_chan *c, ready_fn ready, uint64_t arg, int64_t timeout_ns) {
@@ -288,8 +292,9 @@ static int block(wr_chan *c, ready_fn ready, uint64_t arg, int64_t timeout_ns) {
     dl.tv_nsec = end % 1000000000ll;
     dlp = &dl;
   }
-  int64_t spin_end = wr__now_ns() + c->spin_ns;
-  for (uint32_t i = 1;; i++) {
+  int64_t budget = wr__chan_spin_ns >= 0 ? wr__chan_spin_ns : c->spin_ns;
+  int64_t spin_end = wr__now_ns() + budget;
+  for (uint32_t i = 1; budget; i++) {
     cpu_relax();
     int r = ready(c, arg);
     if (r) {
@@ -316,6 +321,8 @@ static int block(wr_chan *c, ready_fn ready, uint64_t arg, int64_t timeout_ns) {
       r = ready(c, arg);
       return r > 0 ? 0 : r < 0 ? r : -WR_ETIMEDOUT;
     }
+    if (rc == 1 && ready(c, arg))
+      atomic_fetch_add_explicit(&wr__chan_late_wakeups, 1, memory_order_relaxed);
   }
 }
 
@@ -553,9 +560,13 @@ int wr_chan_peek_batch(wr_chan *c, wr_rec *recs, size_t max, int64_t timeout_ns)
         return peek_from(c, k, recs, max);
       }
     }
-    int rc = cons_ready(c, 0);
-    if (rc < 0) return rc;
-    if (rc > 0) continue;
+    uint32_t closed = 0; /* all closed: drained (EOF) or a last record came */
+    for (uint32_t k = 0; k < c->n; k++) closed += lane_closed(&c->ls[k]);
+    int rc;
+    if (closed == c->n && (rc = cons_ready(c, 0)) != 0) {
+      if (rc < 0) return rc;
+      continue;
+    }
     struct wr__lane *l = c->ls[c->rr].l;
     uint64_t ew = atomic_load_explicit(&l->empty_waits, memory_order_relaxed);
     atomic_store_explicit(&l->empty_waits, ew + 1, memory_order_relaxed);
@@ -620,6 +631,7 @@ int wr_chan_recv(wr_chan *c, void *buf, size_t cap, int64_t timeout_ns) {
     struct lside *s = &c->ls[rec.lane]; /* un-peek: it stays first */
     s->pos--;
     if (rec.flags) s->blocks--;
+    atomic_store_explicit(&s->l->peek_hi, s->pos, memory_order_relaxed);
     return -WR_EMSGSIZE;
   }
   memcpy(buf, rec.data, rec.len);
@@ -703,6 +715,7 @@ int wr_chan_open(wr_arena *a, const char *name, int role, uint32_t index, wr_cha
     s->l = l;
     s->ring = (uint8_t *)l + l->ring_off;
     s->idx = lt[i];
+    s->mask = l->mask;
     if (prod) {
       s->pos = atomic_load(&l->tail);
       s->other = atomic_load(&l->head);
@@ -853,7 +866,7 @@ static void destroy_lanes(wr_arena *a, struct wr__chan *ch, uint64_t doff) {
     struct wr__lane *l = lane_get(a, j);
     if (!l || l->chan_off != doff) continue;
     uint64_t h = atomic_load(&l->head), t = live_end(l, h);
-    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
+    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off, .mask = l->mask};
     for (uint64_t q = h; q < t; q++) {
       const struct wr__rslot *r = slot_at(&s, l->stride, q);
       if (REC_IS_BLOCK(r)) wr__heap_free_as(a, rslot_block(r), wr__tag_lane(j));
@@ -872,6 +885,7 @@ int wr_chan_destroy(wr_arena *a, const char *name) {
   if (!a->tag) return -WR_EINVAL;
   intent_set(a, WR__OP_CHAN_DESTROY, doff, wr__heap_owner(a, doff), 0);
   destroy_lanes(a, ch, doff);
+  WR_CRASH_POINT(CHAN_DESTROY_MID);
   rc = wr_name_unbind(a, name);
   intent_clear(a);
   return rc;
@@ -908,7 +922,7 @@ static void intent_recover(wr_arena *a, struct wr__intent *in, uint32_t op, wr_t
     uint64_t h = atomic_load(&l->head), t = live_end(l, h);
     if (t != in->arg || t - h >= l->capacity) break; /* stamped already, or no room */
     if (wr__heap_owner(a, in->arg2) != wr__tag_lane(j)) break;
-    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
+    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off, .mask = l->mask};
     struct wr__rslot *r = slot_at(&s, l->stride, t);
     if (!REC_IS_BLOCK(r) || rslot_block(r) != in->arg2) break;
     stamp(r, t);
@@ -944,7 +958,7 @@ int wr_chan_reclaim(wr_arena *a, uint32_t slot, uint32_t inc, uint64_t *redelive
     if (!l) continue;
     if (atomic_load(&l->cons_tag) == T) {
       uint64_t h = atomic_load(&l->head), t = live_end(l, h);
-      struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
+      struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off, .mask = l->mask};
       /* a block it was releasing: give it back to the lane (redelivered) */
       for (uint64_t q = h; q < t; q++) {
         const struct wr__rslot *r = slot_at(&s, l->stride, q);
@@ -984,7 +998,7 @@ static bool lane_owns(const wr_arena *a, uint32_t j, wr_off_t off) {
   struct wr__lane *l = lane_get(a, j);
   if (!l) return false;
   uint64_t h = atomic_load(&l->head), t = live_end(l, h);
-  struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
+  struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off, .mask = l->mask};
   for (uint64_t q = h; q < t; q++) {
     const struct wr__rslot *r = slot_at(&s, l->stride, q);
     if (REC_IS_BLOCK(r) && rslot_block(r) == off) return true;
@@ -1001,6 +1015,27 @@ static bool lane_owns(const wr_arena *a, uint32_t j, wr_off_t off) {
 int wr_chan_check(wr_arena *a, char *why, size_t whylen) {
   wr__lane_owns_hook = lane_owns;
   if (why && whylen) why[0] = 0;
+  /* every channel's lane table names registered lanes that point back */
+  for (uint32_t e = 0; e < WR__DIR_ENTRIES; e++) {
+    const struct wr__dir_entry *d = &a->dir[e];
+    /* pairs with the release store of BOUND in wr_name_bind */
+    if (atomic_load_explicit(&d->state, memory_order_acquire) != WR__DIR_BOUND ||
+        d->kind != WR_KIND_CHAN)
+      continue;
+    char name[WR_NAME_MAX];
+    memcpy(name, d->name, sizeof name);
+    name[WR_NAME_MAX - 1] = 0;
+    struct wr__chan *ch;
+    uint64_t doff;
+    if (chan_get(a, name, &ch, &doff)) FAIL("channel '%s': bad descriptor", name);
+    uint32_t *lt = lane_table(ch);
+    for (uint32_t i = 0; i < ch->nlanes; i++) {
+      struct wr__lane *l = lane_get(a, lt[i]);
+      if (!l || l->chan_off != doff || l->producer != i / ch->consumers ||
+          l->consumer != i % ch->consumers || l->capacity != ch->capacity)
+        FAIL("channel '%s': lane %u (table entry %u) missing or not its own", name, i, lt[i]);
+    }
+  }
   for (uint32_t j = 0; j < WR__MAX_LANES; j++) {
     if (!atomic_load(&a->lanes[j])) continue;
     struct wr__lane *l = lane_get(a, j);
@@ -1013,7 +1048,7 @@ int wr_chan_check(wr_arena *a, char *why, size_t whylen) {
     if (t - h > l->capacity) FAIL("lane %u: depth %llu over capacity %u", j,
                                   (unsigned long long)(t - h), l->capacity);
     wr_tag ct = atomic_load(&l->cons_tag);
-    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off};
+    struct lside s = {.l = l, .ring = (uint8_t *)l + l->ring_off, .mask = l->mask};
     for (uint64_t q = h; q < t; q++) {
       const struct wr__rslot *r = slot_at(&s, l->stride, q);
       if (!REC_IS_BLOCK(r)) {

@@ -80,7 +80,7 @@ int wr__futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespe
                     FUTEX_BITSET_MATCH_ANY);
   if (rc == 0) return 0;
   int e = errno;
-  if (e == ETIMEDOUT) return final ? -ETIMEDOUT : 0; /* a slice ended: caller re-checks */
+  if (e == ETIMEDOUT) return final ? -ETIMEDOUT : 1; /* a slice ended: caller re-checks */
   if (e == EAGAIN || e == EINTR) return e == EINTR ? -EINTR : 0;
   return -e;
 }

@@ -282,9 +282,10 @@ extern bool (*wr__lane_owns_hook)(const wr_arena *a, uint32_t lane, wr_off_t off
 
 /* futex.c: shared futexes (never FUTEX_PRIVATE_FLAG). wait sleeps while
  * *word == expect, at most until abs_deadline (CLOCK_MONOTONIC; NULL =
- * none) and at most one bounded slice: it returns 0 when woken, when the
- * word differed or when the slice ended (the caller re-checks its condition
- * and wr__intr_since), -ETIMEDOUT at the deadline, -EINTR on a signal. */
+ * none) and at most one bounded slice: it returns 0 when woken or when the
+ * word differed, 1 when the slice ended (the caller re-checks its condition
+ * and wr__intr_since either way), -ETIMEDOUT at the deadline, -EINTR on a
+ * signal. */
 int wr__futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *abs_deadline);
 int wr__futex_wake(_Atomic uint32_t *word, int n); /* returns waiters woken */
 int64_t wr__now_ns(void);                           /* CLOCK_MONOTONIC */
@@ -298,6 +299,11 @@ bool wr__intr_since(uint32_t token);
  * themselves and re-checking. wr__fence_register() (once per process, at
  * channel open) lets this process's light fence be a compiler barrier. */
 extern int wr__fence_registered;
+/* chan.c: waits that ended by a slice running out while the condition was
+ * already true: a lost wake-up, or a wake that raced the slice's end.
+ * Process-local; the lost-wake-up stress test asserts it stays 0. */
+extern _Atomic uint64_t wr__chan_late_wakeups;
+extern int64_t wr__chan_spin_ns; /* >= 0 overrides the adaptive spin (tests) */
 void wr__fence_register(void);
 void wr__fence_heavy(void);
 static inline void wr__fence_light(void) {
@@ -338,7 +344,8 @@ static inline void wr__fence_light(void) {
   XX(CHAN_RELEASE_AFTER_TRANSFER, "chan.release.after_transfer")     \
   XX(CHAN_RELEASE_AFTER_HEAD, "chan.release.after_head")             \
   XX(CHAN_RELEASE_AFTER_FREE, "chan.release.after_free")             \
-  XX(CHAN_RECLAIM_MID, "chan.reclaim.mid")
+  XX(CHAN_RECLAIM_MID, "chan.reclaim.mid")                           \
+  XX(CHAN_DESTROY_MID, "chan.destroy.mid")
 
 enum wr__crash_id {
   WR__CRASH_NONE = 0,

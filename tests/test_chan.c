@@ -213,7 +213,8 @@ static void test_keyed(void **state) {
   assert_int_equal(wr_chan_create(a, "keyed", &o), 0);
   wr_chan *p, *c[3];
   assert_int_equal(wr_chan_open(a, "keyed", WR_PRODUCER, 0, &p), 0);
-  for (uint32_t i = 0; i < 3; i++) assert_int_equal(wr_chan_open(a, "keyed", WR_CONSUMER, i, &c[i]), 0);
+  for (uint32_t i = 0; i < 3; i++)
+    assert_int_equal(wr_chan_open(a, "keyed", WR_CONSUMER, i, &c[i]), 0);
   for (uint64_t k = 0; k < 30; k++) assert_int_equal(wr_chan_send_key(p, k % 5, &k, 8, 0), 0);
   int owner[5] = {-1, -1, -1, -1, -1};
   int total = 0;
@@ -231,6 +232,57 @@ static void test_keyed(void **state) {
   wr_chan_detach(p);
   for (int i = 0; i < 3; i++) wr_chan_detach(c[i]);
   assert_int_equal(wr_chan_destroy(a, "keyed"), 0);
+}
+
+/* ------------------------------------------------------------ close */
+
+/* The supervisor closes the lanes of a producer that exits for good; a
+ * consumer that closes makes its producers' sends fail. */
+static void test_close_side(void **state) {
+  (void)state;
+  wr_arena *a = arena;
+  wr_chan_opts o = {.capacity = 4, .slot_size = 8, .producers = 2, .consumers = 2};
+  assert_int_equal(wr_chan_create(a, "cl", &o), 0);
+  wr_chan *p0, *c0, *c1;
+  assert_int_equal(wr_chan_open(a, "cl", WR_PRODUCER, 0, &p0), 0);
+  assert_int_equal(wr_chan_open(a, "cl", WR_CONSUMER, 0, &c0), 0);
+  assert_int_equal(wr_chan_open(a, "cl", WR_CONSUMER, 1, &c1), 0);
+  uint64_t x = 7;
+  assert_int_equal(wr_chan_send(p0, &x, 8, 0), 0);
+  assert_int_equal(wr_chan_close_side(a, "cl", WR_PRODUCER, 2), -WR_EINVAL);
+  assert_int_equal(wr_chan_close_side(a, "nope", WR_PRODUCER, 0), -WR_ENOENT);
+  /* producer 1 never came: closing it and producer 0 ends the stream */
+  assert_int_equal(wr_chan_close_side(a, "cl", WR_PRODUCER, 1), 0);
+  wr_rec r;
+  assert_int_equal(wr_chan_peek(c1, &r, 0), -WR_EAGAIN); /* producer 0 still open */
+  assert_int_equal(wr_chan_close_side(a, "cl", WR_PRODUCER, 0), 0);
+  assert_int_equal(wr_chan_send(p0, &x, 8, 0), -WR_ECLOSED);
+  uint64_t y = 0;
+  int got = wr_chan_recv(c0, &y, 8, 0);
+  if (got < 0) got = wr_chan_recv(c1, &y, 8, 0);
+  assert_int_equal(got, 8); /* drained first */
+  assert_int_equal(y, 7);
+  assert_int_equal(wr_chan_peek(c0, &r, -1), -WR_EOF);
+  assert_int_equal(wr_chan_peek(c1, &r, -1), -WR_EOF);
+  wr_lane_stats st[4];
+  assert_int_equal(wr_chan_stats(a, "cl", st, 4), 4);
+  for (int i = 0; i < 4; i++) assert_true(st[i].closed != 0);
+  wr_chan_detach(p0);
+  wr_chan_detach(c0);
+  wr_chan_detach(c1);
+  assert_int_equal(wr_chan_destroy(a, "cl"), 0);
+
+  /* a consumer closing: its producer's sends to it fail */
+  o.producers = o.consumers = 1;
+  assert_int_equal(wr_chan_create(a, "cl", &o), 0);
+  assert_int_equal(wr_chan_open(a, "cl", WR_PRODUCER, 0, &p0), 0);
+  assert_int_equal(wr_chan_open(a, "cl", WR_CONSUMER, 0, &c0), 0);
+  assert_int_equal(wr_chan_close(c0), 0);
+  assert_int_equal(wr_chan_send(p0, &x, 8, -1), -WR_ECLOSED);
+  wr_chan_detach(p0);
+  wr_chan_detach(c0);
+  assert_int_equal(wr_chan_destroy(a, "cl"), 0);
+  assert_checks_green(a);
 }
 
 /* ------------------------------------------------------------ zero-copy */
@@ -317,6 +369,8 @@ static void test_zero_copy(void **state) {
 struct stream_res {
   uint64_t sent[4], sent_sum[4]; /* per producer */
   uint64_t recv[4], recv_sum[4]; /* per consumer */
+  _Atomic uint64_t late_wakeups; /* summed over every process */
+  _Atomic uint64_t waits;        /* full + empty waits, from the lane stats */
 };
 static struct stream_res *res;
 
@@ -324,7 +378,7 @@ struct stream_arg {
   const char *name;
   uint32_t index, nprod, ncons;
   uint64_t n; /* records per producer */
-  int batch;  /* 1: send_batch / peek_batch; 0: single records */
+  int batch;  /* 1: send_batch / peek_batch; 0: single records; -1: single, never spin */
 };
 
 /* 64-byte record: producer id, its sequence number, a pattern. */
@@ -348,11 +402,12 @@ static int stream_producer(wr_arena *a, void *argp) {
   struct stream_arg *g = argp;
   wr_chan *p;
   if (wr_chan_open(a, g->name, WR_PRODUCER, g->index, &p)) return 30;
+  if (g->batch < 0) wr__chan_spin_ns = 0; /* every wait takes the futex path */
   uint64_t sum = 0;
   struct rec64 recs[32];
   wr_msg m[32];
   for (uint64_t i = 0; i < g->n;) {
-    if (g->batch) {
+    if (g->batch > 0) {
       uint64_t k = g->n - i < 32 ? g->n - i : 32;
       for (uint64_t j = 0; j < k; j++) {
         rec64_make(&recs[j], g->index, i + j);
@@ -371,6 +426,7 @@ static int stream_producer(wr_arena *a, void *argp) {
   }
   res->sent[g->index] = g->n;
   res->sent_sum[g->index] = sum;
+  atomic_fetch_add(&res->late_wakeups, atomic_load(&wr__chan_late_wakeups));
   wr_chan_close(p);
   wr_chan_detach(p);
   return 0;
@@ -380,11 +436,12 @@ static int stream_consumer(wr_arena *a, void *argp) {
   struct stream_arg *g = argp;
   wr_chan *c;
   if (wr_chan_open(a, g->name, WR_CONSUMER, g->index, &c)) return 40;
+  if (g->batch < 0) wr__chan_spin_ns = 0;
   uint64_t next[4] = {0, 0, 0, 0}, first[4] = {1, 1, 1, 1}, sum = 0, n = 0;
   wr_rec r[64];
   for (;;) {
     int k;
-    if (g->batch) {
+    if (g->batch > 0) {
       k = wr_chan_peek_batch(c, r, 64, -1);
     } else {
       k = wr_chan_peek(c, r, -1);
@@ -413,6 +470,7 @@ static int stream_consumer(wr_arena *a, void *argp) {
   }
   res->recv[g->index] = n;
   res->recv_sum[g->index] = sum;
+  atomic_fetch_add(&res->late_wakeups, atomic_load(&wr__chan_late_wakeups));
   wr_chan_detach(c);
   return 0;
 }
@@ -449,7 +507,10 @@ static void run_stream(uint32_t np, uint32_t nc, uint32_t cap, int batch, uint64
     assert_true(st[i].hwm <= st[i].capacity);
     assert_int_equal(st[i].redelivered, 0);
     assert_int_equal(st[i].bytes, st[i].sent * 64);
+    res->waits += st[i].full_waits + st[i].empty_waits;
   }
+  /* every wake-up arrived by futex_wake, none by a wait slice running out */
+  assert_int_equal(atomic_load(&res->late_wakeups), 0);
   assert_checks_green(a);
   assert_int_equal(wr_chan_destroy(a, "stream"), 0);
   assert_int_equal(heap_bytes(a), base);
@@ -469,9 +530,16 @@ static void test_order_2x2(void **state) {
  * crosses the wait/wake path; a lost wake-up hangs and the alarm fails it. */
 static void test_lost_wakeup(void **state) {
   (void)state;
-  uint64_t n = nrecords / 5;
-  run_stream(1, 1, 1, 0, n);
-  run_stream(2, 2, 1, 0, n);
+  uint64_t n = nrecords / 20;
+  run_stream(1, 1, 1, 0, 2 * n); /* spin, then sleep */
+  uint64_t waits = res->waits;
+  run_stream(1, 1, 1, -1, n); /* sleep at once: the race window every time */
+  waits += res->waits;
+  run_stream(2, 2, 1, -1, n);
+  waits += res->waits;
+  print_message("lost-wakeup stress: %llu records, %llu waits, 0 late wake-ups\n",
+                (unsigned long long)(4 * n), (unsigned long long)waits);
+  assert_true(waits > 0); /* the wait path was exercised */
 }
 
 /* ------------------------------------------------------------ timeouts, interrupts */
@@ -533,6 +601,7 @@ int main(void) {
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_batch_stats_foreach),
       cmocka_unit_test(test_keyed),
+      cmocka_unit_test(test_close_side),
       cmocka_unit_test(test_zero_copy),
       cmocka_unit_test(test_interrupt),
       cmocka_unit_test(test_order_one_lane),

@@ -269,6 +269,43 @@ static void test_create_after_lanes(void **state) {
   assert_int_equal(heap_bytes(a), base);
 }
 
+/* A destroyer killed after freeing the lanes, before unbinding the name:
+ * reclaim finishes the job (intent DESTROY is rolled forward). */
+static int destroyer(wr_arena *a, void *arg) {
+  (void)arg;
+  return wr_chan_destroy(a, "doomed") == 0 ? 0 : 31;
+}
+
+static void test_destroy_mid(void **state) {
+  (void)state;
+  wr_arena *a = arena;
+  uint64_t base = heap_bytes(a);
+  int lanes = lanes_used(a);
+  wr_chan_opts o = {.capacity = 8, .slot_size = 16, .consumers = 2};
+  assert_int_equal(wr_chan_create(a, "doomed", &o), 0);
+  wr_chan *p;
+  assert_int_equal(wr_chan_open(a, "doomed", WR_PRODUCER, 0, &p), 0);
+  for (int i = 0; i < 6; i++) { /* blocks in flight die with the channel */
+    void *b;
+    assert_int_equal(wr_alloc(a, 300, &b), 0);
+    assert_int_equal(wr_chan_send_block(p, b, 300, 0), 0);
+  }
+  wr_chan_detach(p);
+  pid_t pid = spawn_worker(a, "chan.destroy.mid", destroyer, NULL);
+  int st;
+  uint32_t inc = 0, slot;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFSIGNALED(st));
+  slot = slot_of_pid(a, pid, &inc);
+  assert_true(slot != 0);
+  assert_int_equal(wr_name_lookup(a, "doomed", NULL, NULL), 0); /* still bound */
+  reap_slot(a, slot, inc);
+  assert_int_equal(wr_name_lookup(a, "doomed", NULL, NULL), -WR_ENOENT);
+  assert_int_equal(lanes_used(a), lanes);
+  assert_checks_green(a);
+  assert_int_equal(heap_bytes(a), base);
+}
+
 int main(void) {
   if (!wr_crash_points()[0]) return 77; /* built without crash points */
   const struct CMUnitTest tests[] = {
@@ -286,6 +323,7 @@ int main(void) {
       cmocka_unit_test(test_reclaimer_mid_cons),
       cmocka_unit_test(test_reclaimer_mid_prod),
       cmocka_unit_test(test_create_after_lanes),
+      cmocka_unit_test(test_destroy_mid),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -30,6 +30,7 @@ struct row {
   const char *paths[8]; /* error paths expected, in any order; none = must be valid */
 };
 
+/* clang-format off */
 static const struct row rows[] = {
     {"minimal", "{\"workers\":[" W("a", "") "]}", {NULL}},
     {"pipeline",
@@ -37,7 +38,8 @@ static const struct row rows[] = {
      "\"channels\":[{\"name\":\"lines\",\"capacity\":64,\"slot_size\":\"1KiB\"}],"
      "\"semaphores\":[{\"name\":\"disk\",\"value\":2}],"
      "\"workers\":[" W("src", ",\"out\":[\"lines\"]") "," W(
-         "snk", ",\"in\":[\"lines\"],\"replicas\":2,\"depends_on\":[\"src\"],\"restart\":\"always\","
+         "snk", ",\"in\":[\"lines\"],\"replicas\":2,\"depends_on\":[\"src\"],"
+                "\"restart\":\"always\","
                 "\"env\":{\"A\":\"1\"},\"cwd\":\"/\",\"ready\":\"exec\"") "],"
      "\"restart\":{\"strategy\":\"rest_for_one\",\"intensity\":3,\"period_s\":5,"
      "\"on_give_up\":\"exit\"},\"stats_interval_ms\":0}",
@@ -81,6 +83,7 @@ static const struct row rows[] = {
      {"workers[0].env.WARREN_SLOT", "workers[0].env.X"}},
     {"no workers", "{\"name\":\"x\"}", {"workers"}},
 };
+/* clang-format on */
 
 static bool has_path(const struct cfg_errors *e, const char *path) {
   char want[128];
@@ -96,16 +99,18 @@ static void test_table(void **state) {
     struct cfg_errors e;
     int rc = cfg_parse(rows[r].json, "/tmp/t.json", NULL, &c, &e);
     int nwant = 0;
-    while (nwant < 8 && rows[r].paths[nwant]) nwant++;
-    for (int i = 0; i < e.n; i++) printf("  [%s] %s\n", rows[r].what, e.msg[i]);
+    while (nwant < 8 && rows[r].paths[nwant])
+      nwant++;
+    for (int i = 0; i < e.n; i++)
+      printf("  [%s] %s\n", rows[r].what, e.msg[i]);
     if (nwant == 0) {
       assert_int_equal(rc, 0);
       assert_int_equal(e.n, 0);
     } else {
       assert_int_equal(rc, -1);
       for (int i = 0; i < nwant; i++) {
-        if (!has_path(&e, rows[r].paths[i])) fail_msg("%s: no error at %s", rows[r].what,
-                                                      rows[r].paths[i]);
+        if (!has_path(&e, rows[r].paths[i]))
+          fail_msg("%s: no error at %s", rows[r].what, rows[r].paths[i]);
       }
       assert_int_equal(e.n, nwant); /* and nothing else */
     }

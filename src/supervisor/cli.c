@@ -48,7 +48,8 @@ static int load(const char *file, struct cfg *c) {
   self_dir(dir, sizeof dir);
   struct cfg_errors e;
   if (cfg_load(file, dir, c, &e) == 0) return 0;
-  for (int i = 0; i < e.n; i++) fprintf(stderr, "%s: %s\n", file, e.msg[i]);
+  for (int i = 0; i < e.n; i++)
+    fprintf(stderr, "%s: %s\n", file, e.msg[i]);
   fprintf(stderr, "%s: %d error%s\n", file, e.n, e.n == 1 ? "" : "s");
   cfg_errors_free(&e);
   cfg_free(c);
@@ -145,19 +146,20 @@ static int client(const char *cmd, const char *worker, const char *name, const c
     print_status(r);
     print_stats(r);
   }
-  if (code == 0 && strcmp(cmd, "status") == 0 &&
-      !cJSON_IsTrue(cJSON_GetObjectItem(r, "all_ready")))
+  if (code == 0 && strcmp(cmd, "status") == 0 && !cJSON_IsTrue(cJSON_GetObjectItem(r, "all_ready")))
     code = SUP_EXIT_FAIL;
   cJSON_Delete(r);
   return code;
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
-      {"log-format", required_argument, NULL, 'l'}, {"json", no_argument, NULL, 'j'},
-      {"name", required_argument, NULL, 'n'},    {"socket", required_argument, NULL, 's'},
-      {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                       {"version", no_argument, NULL, 'V'},
+                                       {"log-format", required_argument, NULL, 'l'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"name", required_argument, NULL, 'n'},
+                                       {"socket", required_argument, NULL, 's'},
+                                       {NULL, 0, NULL, 0}};
   bool json = false, log_json_fmt = false;
   const char *name = NULL, *sock = NULL;
   int c;
@@ -202,7 +204,8 @@ int main(int argc, char **argv) {
     if (rc) return rc;
     if (strcmp(cmd, "check") == 0) {
       int n = 0;
-      for (int i = 0; i < cf.nworkers; i++) n += cf.workers[i].replicas;
+      for (int i = 0; i < cf.nworkers; i++)
+        n += cf.workers[i].replicas;
       printf("%s: ok (%d workers, %d processes, %d channels, %d semaphores)\n", args[0],
              cf.nworkers, n, cf.nchans, cf.nsems);
     } else {

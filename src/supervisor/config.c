@@ -64,7 +64,8 @@ static void keys_check(struct pctx *p, const cJSON *o, const char *path,
                        const char *const *allowed) {
   for (const cJSON *k = o->child; k; k = k->next) {
     bool ok = false;
-    for (const char *const *a = allowed; *a; a++) ok = ok || strcmp(*a, k->string) == 0;
+    for (const char *const *a = allowed; *a; a++)
+      ok = ok || strcmp(*a, k->string) == 0;
     char q[512];
     sub(q, sizeof q, path, k->string);
     if (!ok) err(p, q, "unknown key");
@@ -89,8 +90,8 @@ static char *get_str(struct pctx *p, const cJSON *o, const char *path, const cha
   return strdup(v->valuestring);
 }
 
-static double get_num(struct pctx *p, const cJSON *o, const char *path, const char *key,
-                      double def, double min, double max) {
+static double get_num(struct pctx *p, const cJSON *o, const char *path, const char *key, double def,
+                      double min, double max) {
   const cJSON *v = get(o, key);
   char q[512];
   sub(q, sizeof q, path, key);
@@ -118,8 +119,7 @@ static long get_int(struct pctx *p, const cJSON *o, const char *path, const char
   return (long)get_num(p, o, path, key, (double)def, (double)min, (double)max);
 }
 
-static bool get_bool(struct pctx *p, const cJSON *o, const char *path, const char *key,
-                     bool def) {
+static bool get_bool(struct pctx *p, const cJSON *o, const char *path, const char *key, bool def) {
   const cJSON *v = get(o, key);
   char q[512];
   sub(q, sizeof q, path, key);
@@ -144,8 +144,7 @@ static int get_enum(struct pctx *p, const cJSON *o, const char *path, const char
   char q[512], list[256] = "";
   sub(q, sizeof q, path, key);
   for (int i = 0; names[i]; i++)
-    snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"", i ? ", " : "",
-             names[i]);
+    snprintf(list + strlen(list), sizeof list - strlen(list), "%s\"%s\"", i ? ", " : "", names[i]);
   err(p, q, "\"%s\" is not one of %s", s, list);
   free(s);
   return def;
@@ -155,14 +154,23 @@ int cfg_parse_size(const char *s, uint64_t *out) {
   static const struct {
     const char *u;
     uint64_t mul;
-  } units[] = {{"", 1},         {"B", 1},           {"KiB", 1ull << 10}, {"MiB", 1ull << 20},
-               {"GiB", 1ull << 30}, {"TiB", 1ull << 40}, {"kB", 1000},     {"KB", 1000},
-               {"MB", 1000000}, {"GB", 1000000000}, {"TB", 1000000000000ull}};
+  } units[] = {{"", 1},
+               {"B", 1},
+               {"KiB", 1ull << 10},
+               {"MiB", 1ull << 20},
+               {"GiB", 1ull << 30},
+               {"TiB", 1ull << 40},
+               {"kB", 1000},
+               {"KB", 1000},
+               {"MB", 1000000},
+               {"GB", 1000000000},
+               {"TB", 1000000000000ull}};
   errno = 0;
   char *end;
   double v = strtod(s, &end);
   if (end == s || errno || !(v >= 0)) return -1;
-  while (*end == ' ') end++;
+  while (*end == ' ')
+    end++;
   for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
     if (strcmp(end, units[i].u) == 0) {
       double b = v * (double)units[i].mul;
@@ -227,8 +235,7 @@ static char *get_name(struct pctx *p, const cJSON *o, const char *path) {
 }
 
 /* A list of strings; *n gets its length. */
-static char **get_strv(struct pctx *p, const cJSON *o, const char *path, const char *key,
-                       int *n) {
+static char **get_strv(struct pctx *p, const cJSON *o, const char *path, const char *key, int *n) {
   const cJSON *v = get(o, key);
   char q[512];
   sub(q, sizeof q, path, key);
@@ -264,19 +271,27 @@ static const cJSON *get_array(struct pctx *p, const cJSON *o, const char *key) {
 
 /* ------------------------------------------------------------ sections */
 
-static const char *const top_keys[] = {"name",          "heap",           "channels",
-                                       "semaphores",    "workers",        "restart",
-                                       "stats_interval_ms", "drain_timeout_s", "stop_timeout_s",
-                                       "start_timeout_s", NULL};
+static const char *const top_keys[] = {"name",
+                                       "heap",
+                                       "channels",
+                                       "semaphores",
+                                       "workers",
+                                       "restart",
+                                       "stats_interval_ms",
+                                       "drain_timeout_s",
+                                       "stop_timeout_s",
+                                       "start_timeout_s",
+                                       NULL};
 static const char *const heap_keys[] = {"size", "backend", NULL};
 static const char *const chan_keys[] = {"name", "capacity", "slot_size", "keyed", NULL};
 static const char *const sem_keys[] = {"name", "value", NULL};
 static const char *const worker_keys[] = {
-    "name", "exec", "in", "out", "replicas", "restart", "depends_on", "env", "cwd", "ready",
-    "start_timeout_s", "stop_timeout_s", NULL};
-static const char *const restart_keys[] = {
-    "strategy",         "intensity",      "period_s",      "on_give_up",
-    "backoff_initial_ms", "backoff_max_ms", "reset_after_s", "fast_fail_s", NULL};
+    "name",       "exec", "in",  "out",   "replicas",        "restart",
+    "depends_on", "env",  "cwd", "ready", "start_timeout_s", "stop_timeout_s",
+    NULL};
+static const char *const restart_keys[] = {"strategy",      "intensity",          "period_s",
+                                           "on_give_up",    "backoff_initial_ms", "backoff_max_ms",
+                                           "reset_after_s", "fast_fail_s",        NULL};
 
 static const char *const policy_names[] = {"on-failure", "always", "never", NULL};
 static const char *const strategy_names[] = {"one_for_one", "rest_for_one", "one_for_all", NULL};
@@ -404,8 +419,8 @@ static void parse_workers(struct pctx *p, const cJSON *root) {
     w->deps = get_strv(p, x, q, "depends_on", &w->ndeps);
     w->replicas = (int)get_int(p, x, q, "replicas", 1, 1, 256);
     w->policy = get_enum(p, x, q, "restart", POLICY_ON_FAILURE, policy_names);
-    w->ready = get_enum(p, x, q, "ready", (w->nin || w->nout) ? READY_NOTIFY : READY_EXEC,
-                        ready_names);
+    w->ready =
+        get_enum(p, x, q, "ready", (w->nin || w->nout) ? READY_NOTIFY : READY_EXEC, ready_names);
     w->start_timeout_s = get_num(p, x, q, "start_timeout_s", -1, 0.001, 86400);
     w->stop_timeout_s = get_num(p, x, q, "stop_timeout_s", -1, 0.001, 86400);
     parse_env(p, x, q, w);
@@ -516,8 +531,8 @@ static void check_channels(struct pctx *p) {
     char q[64];
     snprintf(q, sizeof q, "channels[%d]", i);
     if (!cc->name) continue;
-    if (cc->producers == 0) err(p, q, "channel \"%s\" has no producer (no worker lists it in out)",
-                                cc->name);
+    if (cc->producers == 0)
+      err(p, q, "channel \"%s\" has no producer (no worker lists it in out)", cc->name);
     if (cc->consumers == 0)
       err(p, q, "channel \"%s\" has no consumer (no worker lists it in in)", cc->name);
     if ((uint64_t)cc->producers * cc->consumers > 1024)
@@ -641,8 +656,7 @@ static void check_files(struct pctx *p) {
       snprintf(q, sizeof q, "workers[%d].cwd", i);
       char *d = w->cwd[0] == '/' ? strdup(w->cwd) : path_join(c->dir, w->cwd);
       struct stat st;
-      if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
-        err(p, q, "\"%s\" is not a directory", d);
+      if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode)) err(p, q, "\"%s\" is not a directory", d);
       free(w->cwd);
       w->cwd = d;
     }
@@ -740,13 +754,16 @@ int cfg_load(const char *file, const char *self_dir, struct cfg *c, struct cfg_e
 }
 
 static void strv_free(char **v) {
-  for (char **s = v; s && *s; s++) free(*s);
+  for (char **s = v; s && *s; s++)
+    free(*s);
   free(v);
 }
 
 void cfg_free(struct cfg *c) {
-  for (int i = 0; i < c->nchans; i++) free(c->chans[i].name);
-  for (int i = 0; i < c->nsems; i++) free(c->sems[i].name);
+  for (int i = 0; i < c->nchans; i++)
+    free(c->chans[i].name);
+  for (int i = 0; i < c->nsems; i++)
+    free(c->sems[i].name);
   for (int i = 0; i < c->nworkers; i++) {
     struct cfg_worker *w = &c->workers[i];
     free(w->name);
@@ -773,7 +790,8 @@ void cfg_free(struct cfg *c) {
 }
 
 void cfg_errors_free(struct cfg_errors *e) {
-  for (int i = 0; i < e->n; i++) free(e->msg[i]);
+  for (int i = 0; i < e->n; i++)
+    free(e->msg[i]);
   free(e->msg);
   memset(e, 0, sizeof *e);
 }

@@ -205,13 +205,11 @@ cJSON *ctl_request(const char *path, cJSON *req, int *err) {
   }
   size_t n = strlen(msg);
   msg[n] = '\n';
-  ssize_t w = write(fd, msg, n + 1);
+  /* A server that refuses us answers and closes at once: a failed send
+   * (EPIPE, no SIGPIPE) still leaves its answer to read. */
+  ssize_t w = send(fd, msg, n + 1, MSG_NOSIGNAL);
+  int send_err = w < 0 ? -errno : 0;
   free(msg);
-  if (w < 0) {
-    *err = -errno;
-    close(fd);
-    return NULL;
-  }
   size_t cap = 65536, len = 0;
   char *buf = malloc(cap);
   for (;;) {
@@ -225,6 +223,6 @@ cJSON *ctl_request(const char *path, cJSON *req, int *err) {
   buf[len] = 0;
   cJSON *o = cJSON_Parse(buf);
   free(buf);
-  if (!o) *err = -EPROTO;
+  if (!o) *err = send_err ? send_err : -EPROTO;
   return o;
 }

@@ -43,7 +43,8 @@ static void guard_main(int rfd) {
         }
     }
   }
-  for (int i = 0; i < n; i++) kill(-groups[i], SIGKILL); /* every groups[i] > 1 */
+  for (int i = 0; i < n; i++)
+    kill(-groups[i], SIGKILL); /* every groups[i] > 1 */
   _exit(0);
 }
 

@@ -18,71 +18,24 @@
 
 #define D ST__COUNT /* decided by the action */
 
+/* clang-format off */
+/* Short names, so that a row of the table fits on a line. */
+enum { STP = ST_STOPPED, STA = ST_STARTING, RDY = ST_READY, SNG = ST_STOPPING,
+       BOF = ST_BACKOFF, CRL = ST_CRASHLOOP, EXD = ST_EXITED };
+#define T(action, next) {A_##action, next}
+
 static const struct lc_step table[ST__COUNT][EV__COUNT] = {
-    [ST_STOPPED] =
-        {
-            [EV_START] = {A_SPAWN, ST_STARTING},
-            [EV_READY] = {A_NONE, ST_STOPPED},
-            [EV_EXIT] = {A_NONE, ST_STOPPED},
-            [EV_STOP] = {A_NONE, ST_STOPPED},
-            [EV_RESTART] = {A_NONE, ST_STOPPED},
-            [EV_TIMER] = {A_NONE, ST_STOPPED},
-        },
-    [ST_STARTING] =
-        {
-            [EV_START] = {A_NONE, ST_STARTING},
-            [EV_READY] = {A_ARM, ST_READY},
-            [EV_EXIT] = {A_DECIDE, D},
-            [EV_STOP] = {A_TERM, ST_STOPPING},
-            [EV_RESTART] = {A_TERM, ST_STOPPING},
-            [EV_TIMER] = {A_TIMEOUT, ST_STARTING},
-        },
-    [ST_READY] =
-        {
-            [EV_START] = {A_NONE, ST_READY},
-            [EV_READY] = {A_NONE, ST_READY},
-            [EV_EXIT] = {A_DECIDE, D},
-            [EV_STOP] = {A_TERM, ST_STOPPING},
-            [EV_RESTART] = {A_TERM, ST_STOPPING},
-            [EV_TIMER] = {A_NONE, ST_READY},
-        },
-    [ST_STOPPING] =
-        {
-            [EV_START] = {A_NONE, ST_STOPPING},
-            [EV_READY] = {A_NONE, ST_STOPPING},
-            [EV_EXIT] = {A_SETTLE, D},
-            [EV_STOP] = {A_NONE, ST_STOPPING},
-            [EV_RESTART] = {A_NONE, ST_STOPPING},
-            [EV_TIMER] = {A_KILL, ST_STOPPING},
-        },
-    [ST_BACKOFF] =
-        {
-            [EV_START] = {A_NONE, ST_BACKOFF},
-            [EV_READY] = {A_NONE, ST_BACKOFF},
-            [EV_EXIT] = {A_NONE, ST_BACKOFF},
-            [EV_STOP] = {A_CANCEL, ST_STOPPED},
-            [EV_RESTART] = {A_CANCEL, ST_STOPPED},
-            [EV_TIMER] = {A_NONE, ST_STOPPED},
-        },
-    [ST_CRASHLOOP] =
-        {
-            [EV_START] = {A_NONE, ST_CRASHLOOP},
-            [EV_READY] = {A_NONE, ST_CRASHLOOP},
-            [EV_EXIT] = {A_NONE, ST_CRASHLOOP},
-            [EV_STOP] = {A_CANCEL, ST_STOPPED},
-            [EV_RESTART] = {A_CANCEL, ST_STOPPED},
-            [EV_TIMER] = {A_NONE, ST_STOPPED},
-        },
-    [ST_EXITED] =
-        {
-            [EV_START] = {A_NONE, ST_EXITED},
-            [EV_READY] = {A_NONE, ST_EXITED},
-            [EV_EXIT] = {A_NONE, ST_EXITED},
-            [EV_STOP] = {A_NONE, ST_EXITED},
-            [EV_RESTART] = {A_NONE, ST_STOPPED},
-            [EV_TIMER] = {A_NONE, ST_EXITED},
-        },
+  /* columns: EV_START, EV_READY, EV_EXIT, EV_STOP, EV_RESTART, EV_TIMER */
+  [STP] = {T(SPAWN, STA), T(NONE, STP), T(NONE, STP), T(NONE, STP), T(NONE, STP), T(NONE, STP)},
+  [STA] = {T(NONE, STA), T(ARM, RDY), T(DECIDE, D), T(TERM, SNG), T(TERM, SNG), T(TIMEOUT, STA)},
+  [RDY] = {T(NONE, RDY), T(NONE, RDY), T(DECIDE, D), T(TERM, SNG), T(TERM, SNG), T(NONE, RDY)},
+  [SNG] = {T(NONE, SNG), T(NONE, SNG), T(SETTLE, D), T(NONE, SNG), T(NONE, SNG), T(KILL, SNG)},
+  [BOF] = {T(NONE, BOF), T(NONE, BOF), T(NONE, BOF), T(CANCEL, STP), T(CANCEL, STP), T(NONE, STP)},
+  [CRL] = {T(NONE, CRL), T(NONE, CRL), T(NONE, CRL), T(CANCEL, STP), T(CANCEL, STP), T(NONE, STP)},
+  [EXD] = {T(NONE, EXD), T(NONE, EXD), T(NONE, EXD), T(NONE, EXD), T(NONE, STP), T(NONE, EXD)},
 };
+#undef T
+/* clang-format on */
 
 const struct lc_step *lc_step(int state, int event) {
   if (state < 0 || state >= ST__COUNT || event < 0 || event >= EV__COUNT) return NULL;

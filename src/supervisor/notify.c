@@ -4,8 +4,8 @@
  * The supervisor binds one unix datagram socket in the abstract namespace
  * (nothing to clean up, even after SIGKILL) and passes its name to every
  * worker as WARREN_NOTIFY, and as NOTIFY_SOCKET to workers configured with
- * "ready": "notify". Senders: wr_worker_ready() and warren-shim (after a
- * successful exec) send "READY=1" with WARREN_SLOT and WARREN_INCARNATION;
+ * "ready": "notify". wr_worker_ready() sends "READY=1" with WARREN_SLOT and
+ * WARREN_INCARNATION;
  * a plain sd_notify program sends "READY=1" and is recognised by its pid
  * (SCM_CREDENTIALS: the shim's child, or the shim itself). Datagrams from
  * another uid are dropped; so are stale incarnations.
@@ -47,8 +47,7 @@ static struct inst *find_sender(struct sup *s, const char *msg, int pid) {
   }
   int ppid = parent_of(pid);
   for (int i = 0; i < s->ninst; i++)
-    if (s->inst[i].pid > 0 && (s->inst[i].pid == pid || s->inst[i].pid == ppid))
-      return &s->inst[i];
+    if (s->inst[i].pid > 0 && (s->inst[i].pid == pid || s->inst[i].pid == ppid)) return &s->inst[i];
   return NULL;
 }
 
@@ -61,8 +60,8 @@ static void on_notify(uv_poll_t *h, int status, int events) {
       char b[CMSG_SPACE(sizeof(struct ucred))];
     } ctl;
     struct iovec iov = {buf, sizeof buf - 1};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl,
-                       .msg_controllen = sizeof ctl};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof ctl};
     ssize_t n = recvmsg(s->notify_fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0) return;
     buf[n] = 0;

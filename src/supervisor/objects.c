@@ -48,9 +48,8 @@ int objects_build(struct sup *s) {
     rc = -ENOSYS;
 #endif
     if (rc) {
-      log_msg(LOG_ERROR, "supervisor.error", "cannot create semaphore %s: %s%s",
-              c->sems[i].name, wr_strerror(rc),
-              rc == -ENOSYS ? " (this build has no lib/sem.c)" : "");
+      log_msg(LOG_ERROR, "supervisor.error", "cannot create semaphore %s: %s%s", c->sems[i].name,
+              wr_strerror(rc), rc == -ENOSYS ? " (this build has no lib/sem.c)" : "");
       return rc;
     }
   }

@@ -86,7 +86,11 @@ static int decide(struct sup *s, struct inst *in) {
   bool failed = in->last_code != 0 || in->last_signal != 0;
   if (s->stopping || w->policy == POLICY_NEVER || (w->policy == POLICY_ON_FAILURE && !failed)) {
     in->want = false;
-    if (failed && !s->stopping) s->exit_code = SUP_EXIT_FAIL;
+    if (failed && !s->stopping) {
+      s->exit_code = SUP_EXIT_FAIL;
+      log_msg(LOG_ERROR, "worker.failed", "%s: failed and its policy is %s", in->label,
+              w->policy == POLICY_NEVER ? "never" : "on-failure");
+    }
     objects_close_outputs(s, in);
     return ST_EXITED;
   }
@@ -204,8 +208,7 @@ void sup_dispatch(struct inst *in, int ev) {
     spawn_signal(in, SIGKILL);
     break;
   case A_TIMEOUT:
-    log_msg(LOG_ERROR, "worker.timeout", "%s: not ready within start_timeout, SIGKILL",
-            in->label);
+    log_msg(LOG_ERROR, "worker.timeout", "%s: not ready within start_timeout, SIGKILL", in->label);
     spawn_signal(in, SIGKILL);
     break;
   case A_CANCEL:
@@ -220,6 +223,9 @@ void sup_dispatch(struct inst *in, int ev) {
   }
   in->state = next;
   if (from != next) log_state(in, from, ev);
+  /* "ready": "exec": uv_spawn returns only once the exec succeeded. */
+  if (st->action == A_SPAWN && next == ST_STARTING && w->ready == READY_EXEC)
+    sup_dispatch(in, EV_READY);
 }
 
 static bool deps_ready(struct sup *s, const struct inst *in) {
@@ -266,7 +272,8 @@ static void stop_next_tier(struct sup *s) {
 void sup_kick(struct sup *s) {
   if (s->stopping) {
     bool any = false;
-    for (int i = 0; i < s->ninst; i++) any = any || running(&s->inst[i]);
+    for (int i = 0; i < s->ninst; i++)
+      any = any || running(&s->inst[i]);
     if (!any) {
       finish(s);
       return;
@@ -399,7 +406,8 @@ int sup_run(struct cfg *c, const char *sock_override) {
     return SUP_EXIT_FAIL;
   }
 
-  for (int i = 0; i < c->nworkers; i++) s->ninst += c->workers[i].replicas;
+  for (int i = 0; i < c->nworkers; i++)
+    s->ninst += c->workers[i].replicas;
   if (s->ninst >= WR_MAX_SLOTS) {
     log_msg(LOG_ERROR, "supervisor.error", "%d worker replicas: at most %d", s->ninst,
             WR_MAX_SLOTS - 1);
@@ -484,7 +492,8 @@ int sup_run(struct cfg *c, const char *sock_override) {
   uv_walk(s->loop, close_walk, &s->ctl);
   uv_run(s->loop, UV_RUN_DEFAULT);
   uv_loop_close(s->loop);
-  for (int i = 0; i < s->ninst; i++) free(s->inst[i].recent);
+  for (int i = 0; i < s->ninst; i++)
+    free(s->inst[i].recent);
   free(s->inst);
   free(s->winst);
   wr_arena_detach(s->arena);

@@ -106,7 +106,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
     cJSON_AddStringToObject(o, "signal", strsignal(sig));
   else
     cJSON_AddNumberToObject(o, "code", (double)status);
-  log_event(sig || status ? LOG_WARN : LOG_INFO, "worker.exit", o);
+  log_event((sig || status) && in->state != ST_STOPPING ? LOG_WARN : LOG_INFO, "worker.exit", o);
   reclaim_inst(in->sup, in);
   in->pid = 0;
   sup_dispatch(in, EV_EXIT);
@@ -127,18 +127,20 @@ static void chan_list(char *buf, size_t len, const struct cfg_worker *w, const s
 
 static char **build_env(struct sup *s, struct inst *in, const struct cfg_worker *w) {
   size_t n = 0;
-  while (environ[n]) n++;
+  while (environ[n])
+    n++;
   char **env = calloc(n + (size_t)w->nenv + 16, sizeof(char *));
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
     if (strncmp(environ[i], "WARREN_", 7) && strncmp(environ[i], "NOTIFY_SOCKET=", 14))
       env[k++] = strdup(environ[i]);
-  for (int i = 0; i < w->nenv; i++) env[k++] = strdup(w->env[i]);
+  for (int i = 0; i < w->nenv; i++)
+    env[k++] = strdup(w->env[i]);
   char chans[4096];
-#define ADD(...)                                                  \
-  do {                                                            \
-    char *v_;                                                     \
-    if (asprintf(&v_, __VA_ARGS__) >= 0) env[k++] = v_;           \
+#define ADD(...)                                                                                   \
+  do {                                                                                             \
+    char *v_;                                                                                      \
+    if (asprintf(&v_, __VA_ARGS__) >= 0) env[k++] = v_;                                            \
   } while (0)
   ADD("WARREN_ARENA_FD=%d", SUP_ARENA_FD);
   ADD("WARREN_WORKER=%s", w->name);
@@ -147,7 +149,7 @@ static char **build_env(struct sup *s, struct inst *in, const struct cfg_worker 
   ADD("WARREN_SLOT=%u", in->slot);
   ADD("WARREN_INCARNATION=%u", in->incarnation);
   ADD("WARREN_NOTIFY=%s", s->notify_name);
-  ADD("WARREN_READY=%s", w->ready == READY_EXEC ? "exec" : "notify");
+  ADD("WARREN_SUPERVISOR=%d", (int)getpid());
   chan_list(chans, sizeof chans, w, in, false);
   ADD("WARREN_IN=%s", chans);
   chan_list(chans, sizeof chans, w, in, true);
@@ -159,7 +161,8 @@ static char **build_env(struct sup *s, struct inst *in, const struct cfg_worker 
 }
 
 static void strv_free(char **v) {
-  for (char **p = v; *p; p++) free(*p);
+  for (char **p = v; *p; p++)
+    free(*p);
   free(v);
 }
 
@@ -173,7 +176,8 @@ int spawn_inst(struct sup *s, struct inst *in) {
   snprintf(pr->label, sizeof pr->label, "%s", in->label);
 
   int argc = 0;
-  while (w->argv[argc]) argc++;
+  while (w->argv[argc])
+    argc++;
   bool shim = w->nin + w->nout == 0;
   char **args = calloc((size_t)argc + 3, sizeof(char *));
   int k0 = 0;
@@ -181,7 +185,8 @@ int spawn_inst(struct sup *s, struct inst *in) {
     args[k0++] = s->shim;
     args[k0++] = w->path;
   }
-  for (int i = 0; i < argc; i++) args[k0 + i] = w->argv[i];
+  for (int i = 0; i < argc; i++)
+    args[k0 + i] = w->argv[i];
   char **env = build_env(s, in, w);
 
   uv_stdio_container_t io[4];
@@ -211,7 +216,8 @@ int spawn_inst(struct sup *s, struct inst *in) {
   if (rc) {
     pr->in = NULL;
     uv_close((uv_handle_t *)&pr->p, proc_closed);
-    for (int k = 0; k < 2; k++) uv_close((uv_handle_t *)&pr->pipe[k], proc_closed);
+    for (int k = 0; k < 2; k++)
+      uv_close((uv_handle_t *)&pr->pipe[k], proc_closed);
     wr_slot_mark_dead(s->arena, in->slot, in->incarnation);
     wr_slot_release(s->arena, in->slot, in->incarnation);
     return rc;
@@ -220,7 +226,8 @@ int spawn_inst(struct sup *s, struct inst *in) {
   in->pid = pr->p.pid;
   guard_note(pr->pid, true);
   in->proc = pr;
-  for (int k = 0; k < 2; k++) uv_read_start((uv_stream_t *)&pr->pipe[k], on_alloc, on_read);
+  for (int k = 0; k < 2; k++)
+    uv_read_start((uv_stream_t *)&pr->pipe[k], on_alloc, on_read);
   return 0;
 }
 
@@ -245,7 +252,8 @@ void reap_orphans(struct sup *s) {
     int pid;
     while (fscanf(f, "%d", &pid) == 1) {
       bool ours = false;
-      for (int i = 0; i < s->ninst && !ours; i++) ours = s->inst[i].pid == pid;
+      for (int i = 0; i < s->ninst && !ours; i++)
+        ours = s->inst[i].pid == pid;
       if (!ours) waitpid(pid, NULL, WNOHANG);
     }
     fclose(f);

@@ -49,8 +49,8 @@ struct cfg_worker {
   char *path;  /* argv[0] resolved */
   char **in, **out;
   int nin, nout;
-  int *in_idx, *out_base;   /* per in/out: this worker's first replica index in the channel */
-  int *in_chan, *out_chan;  /* per in/out: index into cfg.chans */
+  int *in_idx, *out_base;  /* per in/out: this worker's first replica index in the channel */
+  int *in_chan, *out_chan; /* per in/out: index into cfg.chans */
   int replicas;
   int policy;
   int ready;
@@ -59,9 +59,9 @@ struct cfg_worker {
   int *dep_idx;
   char **env; /* "KEY=VALUE" */
   int nenv;
-  char *cwd;  /* resolved, or NULL */
+  char *cwd; /* resolved, or NULL */
   double start_timeout_s, stop_timeout_s;
-  int order;  /* position in the start order (topological) */
+  int order; /* position in the start order (topological) */
 };
 
 struct cfg {
@@ -120,10 +120,10 @@ enum inst_state {
   ST_STOPPED = 0, /* not running; starts when wanted and its dependencies are ready */
   ST_STARTING,    /* spawned, not ready yet */
   ST_READY,
-  ST_STOPPING,    /* SIGTERM sent, waiting for the exit */
-  ST_BACKOFF,     /* failed, waiting for its restart timer */
-  ST_CRASHLOOP,   /* failed too often; retried at the backoff cap */
-  ST_EXITED,      /* finished for good (policy says no restart) */
+  ST_STOPPING,  /* SIGTERM sent, waiting for the exit */
+  ST_BACKOFF,   /* failed, waiting for its restart timer */
+  ST_CRASHLOOP, /* failed too often; retried at the backoff cap */
+  ST_EXITED,    /* finished for good (policy says no restart) */
   ST__COUNT
 };
 
@@ -172,9 +172,9 @@ struct inst {
   struct proc *proc; /* while a process runs */
   int pid;
   uint64_t started_ms, ready_ms;
-  uint32_t fails;     /* consecutive fast failures */
-  uint64_t restarts;  /* total */
-  uint64_t *recent;   /* ring of restart times for the intensity window */
+  uint32_t fails;    /* consecutive fast failures */
+  uint64_t restarts; /* total */
+  uint64_t *recent;  /* ring of restart times for the intensity window */
   int nrecent;
   int last_code, last_signal;
   uv_timer_t timer; /* backoff, start_timeout and stop_timeout (one at a time) */
@@ -186,9 +186,9 @@ struct sup {
   wr_arena *arena;
   struct inst *inst;
   int ninst;
-  int *winst;          /* first instance index of each worker */
-  bool stopping;       /* graceful stop in progress */
-  bool draining;       /* sources were stopped; waiting for the pipeline */
+  int *winst;    /* first instance index of each worker */
+  bool stopping; /* graceful stop in progress */
+  bool draining; /* sources were stopped; waiting for the pipeline */
   int exit_code;
   char self_dir[4096]; /* directory of the warren executable */
   char shim[4096];     /* path of warren-shim (plain commands run under it) */

@@ -62,7 +62,8 @@ static void ready(wr_worker *w) {
 }
 
 static int wait_term(wr_worker *w) {
-  while (!g_term) pause();
+  while (!g_term)
+    pause();
   wr_worker_detach(w);
   return 0;
 }
@@ -73,7 +74,8 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   const char *mode = argc > 1 ? argv[1] : "";
   if (strcmp(mode, "plain") == 0) {
-    while (!g_term) pause();
+    while (!g_term)
+      pause();
     return 0;
   }
   if (strcmp(mode, "exit") == 0 && argc > 2) {
@@ -120,7 +122,8 @@ int main(int argc, char **argv) {
     wr_worker *w = attach();
     pid_t c = fork();
     if (c == 0) {
-      for (;;) pause();
+      for (;;)
+        pause();
     }
     FILE *f = fopen(argv[2], "w");
     fprintf(f, "%d\n", (int)c);
@@ -139,8 +142,10 @@ int main(int argc, char **argv) {
       char rec[32];
       int len = snprintf(rec, sizeof rec, "%ld", n);
       rc = wr_chan_send(c, rec, (size_t)len, 100000000);
-      if (rc == 0) n++;
-      else if (rc != -WR_EINTR && rc != -WR_ETIMEDOUT) return 6;
+      if (rc == 0)
+        n++;
+      else if (rc != -WR_EINTR && rc != -WR_ETIMEDOUT)
+        return 6;
     }
     wr_chan_close(c);
     write_count(w, "produced", n);
@@ -158,9 +163,12 @@ int main(int argc, char **argv) {
     char buf[256];
     for (;;) {
       rc = wr_chan_recv(c, buf, sizeof buf, -1);
-      if (rc >= 0) n++;
-      else if (rc == -WR_EOF || (rc == -WR_EINTR && g_term)) break;
-      else if (rc != -WR_EINTR) return 6;
+      if (rc >= 0)
+        n++;
+      else if (rc == -WR_EOF || (rc == -WR_EINTR && g_term))
+        break;
+      else if (rc != -WR_EINTR)
+        return 6;
     }
     write_count(w, "consumed", n);
     printf("consumed %ld records (%s)\n", n, rc == -WR_EOF ? "end of stream" : "stopped");
@@ -197,7 +205,8 @@ int main(int argc, char **argv) {
     signal(SIGTERM, SIG_IGN);
     wr_worker *w = attach();
     ready(w);
-    for (;;) pause();
+    for (;;)
+      pause();
   }
   fprintf(stderr, "usage: warren-test-worker ready|plain|exit|alloc-crash|fork-child|"
                   "ignore-term|say ...\n");
