@@ -244,6 +244,20 @@ def case_empty():
     check(r.rc == 0 and r.file("out") == b"", "empty file: rc %s" % r.rc)
 
 
+def case_last_lines():
+    """The last lines a worker prints before it exits are logged before the run ends
+    (the supervisor used to stop while they were still in the pipe: 10-40 % lost)."""
+    for i in range(12):
+        r = Run(pipeline(("src", ["gen", "--count", "0"], 1), ("m", ["map", "upper"], 2),
+                         ("c", ["count"], 1), ("t", ["top"], 1)))
+        check(r.rc == 0, "exit code %s" % r.rc)
+        check(r.output("t") == ["top 0 of 0 keys (0 in all):"], "run %d: top printed %s" %
+              (i, r.output("t")))
+        stop = [k for k, e in enumerate(r.events) if e.get("event") == "supervisor.stop"]
+        out = [k for k, e in enumerate(r.events) if e.get("event") == "worker.output"]
+        check(stop and max(out) < stop[0], "worker output after supervisor.stop")
+
+
 def case_huge_line():
     """A line far longer than a slot goes through zero-copy, intact."""
     d = tempfile.mkdtemp(prefix="warren-stages-in-")
