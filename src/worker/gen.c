@@ -13,15 +13,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int run(struct stage_ctx *ctx, int argc, char **argv) {
-  uint64_t count = 1000, size = 0, seed = 1;
+  uint64_t count = 1000, size = 0, seed = 1, rate = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (stage_common_opt(ctx, argc, argv, &i)) continue;
     uint64_t *dst = strcmp(a, "--count") == 0 ? &count
                     : strcmp(a, "--size") == 0 ? &size
                     : strcmp(a, "--seed") == 0 ? &seed
+                    : strcmp(a, "--rate") == 0 ? &rate
                                                : NULL;
     if (!dst) stage_die(ctx, EXIT_USAGE, "unknown option %s", a);
     const char *v = stage_optarg(ctx, argc, argv, &i);
@@ -45,6 +47,10 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
     }
     uint64_t h = stage_hash(buf, len);
     if (stage_emit(ctx, buf, len, h)) break;
+    if (rate) { /* a steady trickle, for demos that run until stopped */
+      struct timespec ts = {0, (long)(1000000000 / (rate < 1000000000 ? rate : 1000000000))};
+      nanosleep(&ts, NULL); /* SIGTERM cuts it short */
+    }
     sum += h;
     bytes += len;
   }
@@ -56,11 +62,12 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
 
 const struct stage stage_gen = {
     "gen", "source: COUNT generated records (numbers, or seeded SIZE-byte strings)",
-    "[--count N] [--size BYTES] [--seed S]\n"
+    "[--count N] [--size BYTES] [--seed S] [--rate N]\n"
     "\n"
     "  --count N      records to send (default 1000); each replica sends N\n"
     "  --size BYTES   record size (default: the record's number in decimal); units\n"
     "                 k, M, KiB, MiB...; larger than the slot size = zero-copy\n"
     "  --seed S       seed of the letters (default 1; replica r uses S + r)\n"
+    "  --rate N       at most about N records a second (default: as fast as possible)\n"
     "\nAt the end prints \"gen: N records, B bytes, checksum X\" (as `null` does).",
     STAGE_OUT, run};
