@@ -22,8 +22,9 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
       sep = stage_optarg(ctx, argc, argv, &i);
       continue;
     }
-    uint64_t *dst = strcmp(a, "--size") == 0 ? &size : strcmp(a, "--flush-ms") == 0 ? &flush_ms
-                                                                                  : NULL;
+    uint64_t *dst = strcmp(a, "--size") == 0       ? &size
+                    : strcmp(a, "--flush-ms") == 0 ? &flush_ms
+                                                   : NULL;
     if (!dst) stage_die(ctx, EXIT_USAGE, "unknown option %s", a);
     const char *v = stage_optarg(ctx, argc, argv, &i);
     if (!stage_parse_u64(v, dst) || *dst == 0)
@@ -38,10 +39,12 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
   while (!eof) {
     wr_rec rec;
     int rc = wr_chan_peek(ctx->in, &rec, n ? (int64_t)flush_ms * 1000000 : -1);
-    if (rc == -WR_EOF || (rc == -WR_EINTR && g_stop)) eof = true;
-    else if (rc == -WR_EINTR) continue;
-    else if (rc < 0 && rc != -WR_ETIMEDOUT) stage_die(ctx, EXIT_FAIL, "receive: %s",
-                                                      wr_strerror(rc));
+    if (rc == -WR_EOF || (rc == -WR_EINTR && g_stop))
+      eof = true;
+    else if (rc == -WR_EINTR)
+      continue;
+    else if (rc < 0 && rc != -WR_ETIMEDOUT)
+      stage_die(ctx, EXIT_FAIL, "receive: %s", wr_strerror(rc));
     if (rc == 0) {
       size_t need = len + seplen + rec.len;
       if (need > cap && !(buf = realloc(buf, cap = need * 2)))
@@ -51,7 +54,8 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
       len += rec.len;
       if (rec.lane >= nlast) {
         last = realloc(last, sizeof *last * (rec.lane + 1));
-        for (size_t k = nlast; k <= rec.lane; k++) last[k].data = NULL;
+        for (size_t k = nlast; k <= rec.lane; k++)
+          last[k].data = NULL;
         nlast = rec.lane + 1;
       }
       last[rec.lane] = rec;
@@ -80,4 +84,3 @@ const struct stage stage_batch = {
     "  --sep STR      separator between them (default a newline)\n"
     "  --flush-ms MS  send a partial batch when no record came for MS ms (default 100)",
     STAGE_IN | STAGE_OUT, run};
-

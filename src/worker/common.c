@@ -40,7 +40,7 @@ bool stage_parse_u64(const char *s, uint64_t *out) {
   static const struct {
     const char *u;
     uint64_t mul;
-  } units[] = {{"", 1},          {"k", 1000},         {"K", 1000},          {"M", 1000000},
+  } units[] = {{"", 1},           {"k", 1000},         {"K", 1000},         {"M", 1000000},
                {"G", 1000000000}, {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
                {"B", 1}};
   if (!s || *s < '0' || *s > '9') return false;
@@ -81,8 +81,9 @@ bool stage_common_opt(struct stage_ctx *ctx, int argc, char **argv, int *i) {
 void stage_attach(struct stage_ctx *ctx) {
   int rc = wr_worker_attach(&ctx->w);
   if (rc == -WR_ENOENV)
-    stage_die(ctx, EXIT_FAIL, "not started by warren (WARREN_* environment missing): run it "
-                              "from a config with `warren run CONFIG`");
+    stage_die(ctx, EXIT_FAIL,
+              "not started by warren (WARREN_* environment missing): run it "
+              "from a config with `warren run CONFIG`");
   if (rc) stage_die(ctx, EXIT_FAIL, "cannot attach to the arena: %s", wr_strerror(rc));
   ctx->a = wr_worker_arena(ctx->w);
   unsigned f = ctx->st->flags;
@@ -116,8 +117,8 @@ void stage_attach(struct stage_ctx *ctx) {
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
   rc = wr_worker_ready(ctx->w);
-  if (rc && rc != -WR_ENOENV) stage_die(ctx, EXIT_FAIL, "cannot announce readiness: %s",
-                                        wr_strerror(rc));
+  if (rc && rc != -WR_ENOENV)
+    stage_die(ctx, EXIT_FAIL, "cannot announce readiness: %s", wr_strerror(rc));
 }
 
 static void sem_put(struct stage_ctx *ctx) {
@@ -140,9 +141,12 @@ int stage_next(struct stage_ctx *ctx, wr_rec *rec) {
 #ifdef WR_HAVE_SYNC
   while (ctx->sem && !ctx->sem_held) {
     int rc = wr_sem_acquire(ctx->sem, 1, -1);
-    if (rc == 0) ctx->sem_held = true;
-    else if (rc != -WR_EINTR) stage_die(ctx, EXIT_FAIL, "semaphore: %s", wr_strerror(rc));
-    else if (g_stop) return 1; /* the record stays unreleased: redelivered */
+    if (rc == 0)
+      ctx->sem_held = true;
+    else if (rc != -WR_EINTR)
+      stage_die(ctx, EXIT_FAIL, "semaphore: %s", wr_strerror(rc));
+    else if (g_stop)
+      return 1; /* the record stays unreleased: redelivered */
   }
 #endif
   return 0;
@@ -164,8 +168,7 @@ int stage_emit(struct stage_ctx *ctx, const void *data, size_t len, uint64_t key
     if (rc == -WR_EMSGSIZE && !block) {
       /* Larger than a slot: send it zero-copy, as a heap block. */
       rc = wr_alloc(ctx->a, len, &block);
-      if (rc)
-        stage_die(ctx, EXIT_FAIL, "record of %zu bytes: %s", len, wr_strerror(rc));
+      if (rc) stage_die(ctx, EXIT_FAIL, "record of %zu bytes: %s", len, wr_strerror(rc));
       memcpy(block, data, len);
       continue;
     }
@@ -192,7 +195,8 @@ int stage_finish(struct stage_ctx *ctx) {
 uint64_t stage_hash(const void *data, size_t len) {
   const unsigned char *p = data;
   uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ p[i]) * 0x100000001b3ull;
   return h;
 }
 
@@ -208,7 +212,8 @@ static void table_grow(struct table *t) {
   for (size_t i = 0; i < t->cap; i++)
     if (t->v[i].key) {
       size_t j = t->v[i].hash & (cap - 1);
-      while (v[j].key) j = (j + 1) & (cap - 1);
+      while (v[j].key)
+        j = (j + 1) & (cap - 1);
       v[j] = t->v[i];
     }
   free(t->v);
@@ -250,7 +255,8 @@ struct tent *table_sorted(struct table *t) {
   size_t k = 0;
   for (size_t i = 0; i < t->cap; i++)
     if (t->v[i].key) t->v[k++] = t->v[i];
-  for (size_t i = k; i < t->cap; i++) t->v[i] = (struct tent){0};
+  for (size_t i = k; i < t->cap; i++)
+    t->v[i] = (struct tent){0};
   qsort(t->v, k, sizeof *t->v, tent_cmp);
   t->cap = 0; /* no longer a hash table: table_free only */
   t->used = k;
@@ -259,7 +265,8 @@ struct tent *table_sorted(struct table *t) {
 
 void table_free(struct table *t) {
   size_t n = t->cap ? t->cap : t->used; /* hashed, or sorted into [0, used) */
-  for (size_t i = 0; i < n; i++) free(t->v[i].key);
+  for (size_t i = 0; i < n; i++)
+    free(t->v[i].key);
   free(t->v);
   memset(t, 0, sizeof *t);
 }

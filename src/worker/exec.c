@@ -30,7 +30,7 @@
 
 struct feeder {
   struct stage_ctx *ctx;
-  int fd; /* the child's stdin */
+  int fd;            /* the child's stdin */
   volatile int done; /* set (release) when the feeder ended its input */
 };
 
@@ -118,8 +118,7 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
   char *buf = malloc(cap);
   if (!buf) stage_die(ctx, EXIT_FAIL, "out of memory");
   for (;;) {
-    if (len == cap && !(buf = realloc(buf, cap *= 2)))
-      stage_die(ctx, EXIT_FAIL, "out of memory");
+    if (len == cap && !(buf = realloc(buf, cap *= 2))) stage_die(ctx, EXIT_FAIL, "out of memory");
     ssize_t n = read(from, buf + len, cap - len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) stage_die(ctx, EXIT_FAIL, "reading %s: %s", cmd[0], strerror(errno));

@@ -20,11 +20,16 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (stage_common_opt(ctx, argc, argv, &i)) continue;
-    if (strcmp(a, "--path") == 0) path = stage_optarg(ctx, argc, argv, &i);
-    else if (strcmp(a, "--raw") == 0) raw = true;
-    else if (strcmp(a, "--append") == 0) append = true;
-    else if (a[0] != '-' && !path) path = a;
-    else stage_die(ctx, EXIT_USAGE, "unknown option %s", a);
+    if (strcmp(a, "--path") == 0)
+      path = stage_optarg(ctx, argc, argv, &i);
+    else if (strcmp(a, "--raw") == 0)
+      raw = true;
+    else if (strcmp(a, "--append") == 0)
+      append = true;
+    else if (a[0] != '-' && !path)
+      path = a;
+    else
+      stage_die(ctx, EXIT_USAGE, "unknown option %s", a);
   }
   if (!path) stage_die(ctx, EXIT_USAGE, "no file given (--path FILE)");
   stage_attach(ctx);

@@ -20,7 +20,7 @@
 
 /* Send every line (or record) of f (stage.h). */
 int stage_send_stream(struct stage_ctx *ctx, FILE *f, const char *path, uint64_t recsize,
-                     uint64_t max_line) {
+                      uint64_t max_line) {
   char *buf = NULL;
   size_t cap = 0;
   int stop = 0;

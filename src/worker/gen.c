@@ -20,7 +20,7 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (stage_common_opt(ctx, argc, argv, &i)) continue;
-    uint64_t *dst = strcmp(a, "--count") == 0 ? &count
+    uint64_t *dst = strcmp(a, "--count") == 0  ? &count
                     : strcmp(a, "--size") == 0 ? &size
                     : strcmp(a, "--seed") == 0 ? &seed
                     : strcmp(a, "--rate") == 0 ? &rate

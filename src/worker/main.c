@@ -20,7 +20,8 @@ static int usage(FILE *f, int code) {
              "the worker's first input channel and/or writes to its first output channel.\n"
              "\n"
              "stages:\n");
-  for (int i = 0; stages[i]; i++) fprintf(f, "  %-12s %s\n", stages[i]->name, stages[i]->summary);
+  for (int i = 0; stages[i]; i++)
+    fprintf(f, "  %-12s %s\n", stages[i]->name, stages[i]->summary);
   fprintf(f, "\nexit codes: 0 done (end of stream or SIGTERM), 1 runtime error, 2 usage\n");
   return code;
 }

@@ -29,13 +29,16 @@ static size_t op_lower(const char *in, size_t len, char *out) {
   return len;
 }
 static size_t op_reverse(const char *in, size_t len, char *out) {
-  for (size_t i = 0; i < len; i++) out[i] = in[len - 1 - i];
+  for (size_t i = 0; i < len; i++)
+    out[i] = in[len - 1 - i];
   return len;
 }
 static size_t op_trim(const char *in, size_t len, char *out) {
   size_t a = 0, b = len;
-  while (a < b && strchr(" \t\r\n\v\f", in[a]) && in[a]) a++;
-  while (b > a && strchr(" \t\r\n\v\f", in[b - 1]) && in[b - 1]) b--;
+  while (a < b && strchr(" \t\r\n\v\f", in[a]) && in[a])
+    a++;
+  while (b > a && strchr(" \t\r\n\v\f", in[b - 1]) && in[b - 1])
+    b--;
   memcpy(out, in + a, b - a);
   return b - a;
 }
@@ -66,9 +69,11 @@ static int apply(struct stage_ctx *ctx, int i, const char *d, size_t len, uint64
     int (*in)(char) = op->split == 1 ? is_word : NULL;
     size_t k = 0;
     while (k < len) {
-      while (k < len && (in ? !in(d[k]) : is_ws(d[k]))) k++;
+      while (k < len && (in ? !in(d[k]) : is_ws(d[k])))
+        k++;
       size_t s = k;
-      while (k < len && (in ? in(d[k]) : !is_ws(d[k]))) k++;
+      while (k < len && (in ? in(d[k]) : !is_ws(d[k])))
+        k++;
       if (k > s && apply(ctx, i + 1, d + s, k - s, key)) return 1;
     }
     return 0;
@@ -87,7 +92,8 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (stage_common_opt(ctx, argc, argv, &i)) continue;
     const struct op *op = ops;
-    while (op->name && strcmp(op->name, argv[i]) != 0) op++;
+    while (op->name && strcmp(op->name, argv[i]) != 0)
+      op++;
     if (!op->name) stage_die(ctx, EXIT_USAGE, "unknown op \"%s\"", argv[i]);
     if (nchain == 32) stage_die(ctx, EXIT_USAGE, "at most 32 ops");
     chain[nchain++] = op;
@@ -99,7 +105,8 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
     if (apply(ctx, 0, rec.data, rec.len, rec.key)) break; /* stopping: rec is redelivered */
     stage_done(ctx, &rec);
   }
-  for (int i = 0; i < nchain; i++) free(scratch[i]);
+  for (int i = 0; i < nchain; i++)
+    free(scratch[i]);
   return stage_finish(ctx);
 }
 

@@ -43,7 +43,7 @@ struct stage_ctx {
   const char *sem_name; /* --sem NAME: one permit held per input record */
   void *sem;            /* wr_sem *, in builds with semaphores */
   bool sem_held;
-  uint64_t nin, nout;   /* records received / sent */
+  uint64_t nin, nout; /* records received / sent */
 };
 
 struct stage {
@@ -97,7 +97,7 @@ struct table {
     char *key;
     uint32_t len;
     uint64_t hash, n;
-  } *v;
+  } * v;
   size_t cap, used;
 };
 void table_add(struct table *t, const void *key, size_t len, uint64_t n);

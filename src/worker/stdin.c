@@ -36,8 +36,9 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/fd/0", (int)getppid());
     fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) stage_die(ctx, EXIT_FAIL, "cannot read the run's standard input (%s): %s", p,
-                          strerror(errno));
+    if (fd < 0)
+      stage_die(ctx, EXIT_FAIL, "cannot read the run's standard input (%s): %s", p,
+                strerror(errno));
   }
   FILE *f = fdopen(fd, "r");
   if (!f) stage_die(ctx, EXIT_FAIL, "standard input: %s", strerror(errno));

@@ -24,5 +24,5 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
 
 const struct stage stage_stdout = {
     "stdout", "sink: each record as a line on standard output (the run's log)",
-    "\n\nPrints each record and a newline; `warren run` shows it as \"WORKER | record\".",
-    STAGE_IN, run};
+    "\n\nPrints each record and a newline; `warren run` shows it as \"WORKER | record\".", STAGE_IN,
+    run};

@@ -42,7 +42,8 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
       if (k > 0 && d[k - 1] == '\t') tab = d + k - 1;
     if (tab) {
       n = 0; /* the digits up to the record's end (a record is not NUL-terminated) */
-      for (const char *c = tab + 1; c < d + len; c++) n = n * 10 + (uint64_t)(*c - '0');
+      for (const char *c = tab + 1; c < d + len; c++)
+        n = n * 10 + (uint64_t)(*c - '0');
       len = (size_t)(tab - d);
     }
     table_add(&t, d, len, n);
