@@ -359,7 +359,7 @@ def case_help():
         p = subprocess.run([WORKER, n, "--help"], stdout=subprocess.PIPE)
         check(p.returncode == 0 and p.stdout.decode().startswith("usage: warren-worker " + n),
               "%s --help" % n)
-        check("`%s`" % n in guide, "docs/guide.md does not describe stage %s" % n)
+        check("`%s" % n in guide, "docs/guide.md does not describe stage %s" % n)
         p = subprocess.run([WORKER, n, "--no-such-option"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE)
         check(p.returncode == 2 and b"warren-worker " + n.encode() in p.stderr,

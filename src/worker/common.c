@@ -257,7 +257,7 @@ struct tent *table_sorted(struct table *t) {
     if (t->v[i].key) t->v[k++] = t->v[i];
   for (size_t i = k; i < t->cap; i++)
     t->v[i] = (struct tent){0};
-  qsort(t->v, k, sizeof *t->v, tent_cmp);
+  if (k) qsort(t->v, k, sizeof *t->v, tent_cmp); /* t->v is NULL for an empty table */
   t->cap = 0; /* no longer a hash table: table_free only */
   t->used = k;
   return t->v;
