@@ -78,6 +78,17 @@ bool stage_common_opt(struct stage_ctx *ctx, int argc, char **argv, int *i) {
   return false;
 }
 
+struct slot_q {
+  const char *name;
+  uint32_t *slot_size;
+};
+static int slot_of(const char *name, const wr_chan_opts *o, void *arg) {
+  struct slot_q *q = arg;
+  if (strcmp(name, q->name) != 0) return 0;
+  *q->slot_size = o->slot_size;
+  return 1;
+}
+
 void stage_attach(struct stage_ctx *ctx) {
   int rc = wr_worker_attach(&ctx->w);
   if (rc == -WR_ENOENV)
@@ -99,6 +110,18 @@ void stage_attach(struct stage_ctx *ctx) {
         stage_die(ctx, EXIT_FAIL, "cannot open output: %s", wr_strerror(rc));
     } else if (f & STAGE_OUT) {
       stage_die(ctx, EXIT_FAIL, "needs an output channel (\"out\" in the config)");
+    }
+  }
+  ctx->slot_size = UINT32_MAX;
+  if (ctx->out) {
+    /* Output 0 is the first "name@index" of WARREN_OUT. */
+    const char *o = getenv("WARREN_OUT");
+    char name[WR_NAME_MAX];
+    size_t n = o ? strcspn(o, "@,") : 0;
+    if (n > 0 && n < sizeof name) {
+      memcpy(name, o, n);
+      name[n] = 0;
+      wr_chan_foreach(ctx->a, slot_of, &(struct slot_q){name, &ctx->slot_size});
     }
   }
   if (ctx->sem_name) {
@@ -158,22 +181,42 @@ void stage_done(struct stage_ctx *ctx, const wr_rec *rec) {
   sem_put(ctx);
 }
 
+int stage_emit_block(struct stage_ctx *ctx, void *block, size_t len, uint64_t key) {
+  for (;;) {
+    int rc = wr_chan_send_block_key(ctx->out, key, block, len, -1);
+    if (rc == 0) break;
+    if (rc == -WR_EINTR && !g_stop) continue;
+    wr_free(ctx->a, block);
+    if (rc == -WR_EINTR) return 1;
+    stage_die(ctx, EXIT_FAIL, "send: %s", wr_strerror(rc));
+  }
+  ctx->nout++;
+  return 0;
+}
+
+void *stage_block(struct stage_ctx *ctx, size_t len) {
+  void *block;
+  int rc = wr_alloc(ctx->a, len ? len : 1, &block);
+  if (rc) stage_die(ctx, EXIT_FAIL, "record of %zu bytes: %s", len, wr_strerror(rc));
+  return block;
+}
+
 int stage_emit(struct stage_ctx *ctx, const void *data, size_t len, uint64_t key) {
   if (len > UINT32_MAX) stage_die(ctx, EXIT_FAIL, "record of %zu bytes is too large", len);
-  void *block = NULL;
+  if (len > ctx->slot_size) {
+    /* Larger than a slot: one copy into a heap block, sent zero-copy. */
+    void *block = stage_block(ctx, len);
+    memcpy(block, data, len);
+    return stage_emit_block(ctx, block, len, key);
+  }
   for (;;) {
-    int rc = block ? wr_chan_send_block_key(ctx->out, key, block, len, -1)
-                   : wr_chan_send_key(ctx->out, key, data, len, -1);
+    int rc = wr_chan_send_key(ctx->out, key, data, len, -1);
     if (rc == 0) break;
-    if (rc == -WR_EMSGSIZE && !block) {
-      /* Larger than a slot: send it zero-copy, as a heap block. */
-      rc = wr_alloc(ctx->a, len, &block);
-      if (rc) stage_die(ctx, EXIT_FAIL, "record of %zu bytes: %s", len, wr_strerror(rc));
-      memcpy(block, data, len);
-      continue;
+    if (rc == -WR_EMSGSIZE) { /* the slot size was not known */
+      ctx->slot_size = len - 1;
+      return stage_emit(ctx, data, len, key);
     }
     if (rc == -WR_EINTR && !g_stop) continue;
-    if (block) wr_free(ctx->a, block);
     if (rc == -WR_EINTR) return 1;
     stage_die(ctx, EXIT_FAIL, "send: %s", wr_strerror(rc));
   }
@@ -194,8 +237,14 @@ int stage_finish(struct stage_ctx *ctx) {
 
 uint64_t stage_hash(const void *data, size_t len) {
   const unsigned char *p = data;
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < len; i++)
+  uint64_t h = 0xcbf29ce484222325ull ^ len, w;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) { /* FNV-1a over 8-byte words, then the tail bytes */
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0x100000001b3ull;
+    h ^= h >> 29;
+  }
+  for (; i < len; i++)
     h = (h ^ p[i]) * 0x100000001b3ull;
   return h;
 }
@@ -258,7 +307,7 @@ struct tent *table_sorted(struct table *t) {
   for (size_t i = k; i < t->cap; i++)
     t->v[i] = (struct tent){0};
   if (k) qsort(t->v, k, sizeof *t->v, tent_cmp); /* t->v is NULL for an empty table */
-  t->cap = 0; /* no longer a hash table: table_free only */
+  t->cap = 0;                                    /* no longer a hash table: table_free only */
   t->used = k;
   return t->v;
 }

@@ -46,13 +46,47 @@ static int write_all(int fd, const void *p, size_t n) {
   return 0;
 }
 
+/* Records go to the child in writes of up to 64 KiB: while more input is
+ * ready, records are gathered (and kept unreleased); when none is, or the
+ * buffer is full, it is written and they are released. */
 static void *feed(void *arg) {
   struct feeder *f = arg;
-  wr_rec rec;
-  while (stage_next(f->ctx, &rec) == 0) {
-    if (write_all(f->fd, rec.data, rec.len) || write_all(f->fd, "\n", 1)) break; /* child gone */
-    stage_done(f->ctx, &rec);
+  enum { CAP = 1 << 16, MAXREC = 1024 };
+  static wr_rec recs[MAXREC];
+  char *buf = malloc(CAP);
+  size_t len = 0, n = 0;
+  bool gone = false;
+  if (!buf) stage_die(f->ctx, EXIT_FAIL, "out of memory");
+  for (;;) {
+    int rc = n ? wr_chan_peek(f->ctx->in, &recs[n], 0) : stage_next(f->ctx, &recs[n]) ? 1 : 0;
+    if (n && rc < 0 && rc != -WR_EAGAIN && rc != -WR_EINTR && rc != -WR_EOF)
+      stage_die(f->ctx, EXIT_FAIL, "receive: %s", wr_strerror(rc));
+    bool more = rc == 0;
+    const wr_rec *r = &recs[n];
+    if (more && r->len + 1 <= CAP - len) {
+      memcpy(buf + len, r->data, r->len);
+      buf[len + r->len] = '\n';
+      len += r->len + 1;
+      n++;
+      if (n < MAXREC) continue;
+      more = false;
+    }
+    /* Write what was gathered, release it, then the record that did not fit. */
+    if (len && write_all(f->fd, buf, len)) gone = true;
+    for (size_t k = 0; k < n && !gone; k++)
+      stage_done(f->ctx, &recs[k]);
+    if (gone) break;
+    len = 0;
+    if (more) { /* a record larger than the buffer */
+      recs[0] = recs[n];
+      if (write_all(f->fd, recs[0].data, recs[0].len) || write_all(f->fd, "\n", 1)) break;
+      stage_done(f->ctx, &recs[0]);
+    }
+    n = 0;
+    if (rc != 0 && rc != -WR_EAGAIN && rc != -WR_EINTR) break; /* end of stream, or stop */
+    if (rc == -WR_EINTR && g_stop) break;
   }
+  free(buf);
   close(f->fd);
   __atomic_store_n(&f->done, 1, __ATOMIC_RELEASE); /* pairs with the acquire in run() */
   return NULL;

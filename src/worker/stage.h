@@ -43,6 +43,7 @@ struct stage_ctx {
   const char *sem_name; /* --sem NAME: one permit held per input record */
   void *sem;            /* wr_sem *, in builds with semaphores */
   bool sem_held;
+  uint32_t slot_size; /* output 0's inline capacity: larger records go zero-copy */
   uint64_t nin, nout; /* records received / sent */
 };
 
@@ -67,6 +68,11 @@ void stage_done(struct stage_ctx *ctx, const wr_rec *rec);
 /* Send one record with `key`. 0, or 1 when stopping (SIGTERM during a
  * wait). Exits 1 on an error (out of shared memory, closed channel). */
 int stage_emit(struct stage_ctx *ctx, const void *data, size_t len, uint64_t key);
+/* Zero-copy: a heap block of len bytes for the caller to fill (exits 1 when
+ * the heap is full), and sending it (ownership moves with the record; on
+ * stop the block is freed and 1 returned). */
+void *stage_block(struct stage_ctx *ctx, size_t len);
+int stage_emit_block(struct stage_ctx *ctx, void *block, size_t len, uint64_t key);
 /* Close output 0, detach; returns EXIT_OK. */
 int stage_finish(struct stage_ctx *ctx);
 
@@ -88,7 +94,7 @@ const char *stage_optarg(struct stage_ctx *ctx, int argc, char **argv, int *i);
 int stage_send_stream(struct stage_ctx *ctx, FILE *f, const char *path, uint64_t recsize,
                       uint64_t max_line);
 
-/* FNV-1a, 64 bits: record checksums and key hashes. */
+/* A 64-bit FNV-1a-style hash, 8 bytes a step: checksums and key hashes. */
 uint64_t stage_hash(const void *data, size_t len);
 
 /* A string -> count table (count, top). Keys are byte strings. */
