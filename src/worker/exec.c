@@ -30,8 +30,8 @@
 
 struct feeder {
   struct stage_ctx *ctx;
-  int fd;            /* the child's stdin */
-  volatile int done; /* set (release) when the feeder ended its input */
+  int fd;   /* the child's stdin */
+  int done; /* 1: the feeder ended the child's input (EOF, stop); 2: the child went away */
 };
 
 static int write_all(int fd, const void *p, size_t n) {
@@ -79,7 +79,10 @@ static void *feed(void *arg) {
     len = 0;
     if (more) { /* a record larger than the buffer */
       recs[0] = recs[n];
-      if (write_all(f->fd, recs[0].data, recs[0].len) || write_all(f->fd, "\n", 1)) break;
+      if (write_all(f->fd, recs[0].data, recs[0].len) || write_all(f->fd, "\n", 1)) {
+        gone = true;
+        break;
+      }
       stage_done(f->ctx, &recs[0]);
     }
     n = 0;
@@ -87,8 +90,10 @@ static void *feed(void *arg) {
     if (rc == -WR_EINTR && g_stop) break;
   }
   free(buf);
+  /* Before the close: the child's end of output, which follows it, then
+   * implies the store. Pairs with the acquire in run(). */
+  __atomic_store_n(&f->done, gone ? 2 : 1, __ATOMIC_RELEASE);
   close(f->fd);
-  __atomic_store_n(&f->done, 1, __ATOMIC_RELEASE); /* pairs with the acquire in run() */
   return NULL;
 }
 
@@ -172,17 +177,15 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  bool fed = __atomic_load_n(&f.done, __ATOMIC_ACQUIRE); /* pairs with the release in feed() */
-  if (!fed && !g_stop) {
+  int fed = __atomic_load_n(&f.done, __ATOMIC_ACQUIRE); /* pairs with the release in feed() */
+  if (!g_stop && (fed != 1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
     if (WIFSIGNALED(status))
       stage_die(ctx, EXIT_FAIL, "%s was killed by signal %d", cmd[0], WTERMSIG(status));
-    stage_die(ctx, EXIT_FAIL, "%s exited (status %d) before the end of its input", cmd[0],
-              WEXITSTATUS(status));
+    stage_die(ctx, EXIT_FAIL, "%s exited with status %d%s", cmd[0], WEXITSTATUS(status),
+              fed == 1 ? "" : " before the end of its input");
   }
   if (!fed) return EXIT_OK; /* stopping: the feeder may be blocked; exit without it */
   pthread_join(t, NULL);
-  if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-    stage_die(ctx, EXIT_FAIL, "%s exited with status %d", cmd[0], WEXITSTATUS(status));
   return stage_finish(ctx);
 }
 
