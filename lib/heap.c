@@ -34,13 +34,16 @@
 
 /* ------------------------------------------------------------ size classes */
 
-#define NCLS 36
-#define SMALL_MAX 16384u
+#define NCLS 48
+#define SMALL_MAX 131072u /* above: a LARGE span of its own */
+#define SPAN_BLOCKS 8      /* classes above 16 KiB: spans of ~8 blocks, up to 16 pages */
+#define MAGIC_SHIFT 40     /* exact for delta * size < 2^40: delta < 1 MiB, size <= 128 KiB */
 
 static uint32_t cls_size[NCLS];
 static uint32_t cls_nblocks[NCLS];
 static uint32_t cls_tagbytes[NCLS];
-static uint64_t cls_magic[NCLS]; /* ceil(2^32 / size): exact division below 2^16 */
+static uint32_t cls_npages[NCLS];
+static uint64_t cls_magic[NCLS]; /* ceil(2^40 / size): division by multiplication */
 static uint8_t cls_of16[SMALL_MAX / 16 + 1];
 
 __attribute__((constructor)) static void classes_init(void) {
@@ -50,11 +53,15 @@ __attribute__((constructor)) static void classes_init(void) {
     for (uint32_t k = 1; k <= 4; k++) cls_size[n++] = base + k * base / 4;
   for (uint32_t c = 0; c < NCLS; c++) {
     uint32_t bs = cls_size[c];
-    uint32_t nb = WR__PAGE_SIZE / (bs + 4);
-    while (WR__ALIGN_UP(nb * 4u, 64) + (uint64_t)nb * bs > WR__PAGE_SIZE) nb--;
+    uint32_t np = bs <= 16384 ? 1 : (SPAN_BLOCKS * bs + WR__PAGE_SIZE - 1) / WR__PAGE_SIZE;
+    if (np > 16) np = 16;
+    uint64_t total = (uint64_t)np * WR__PAGE_SIZE;
+    uint32_t nb = (uint32_t)(total / (bs + 4));
+    while (WR__ALIGN_UP(nb * 4u, 64) + (uint64_t)nb * bs > total) nb--;
+    cls_npages[c] = np;
     cls_nblocks[c] = nb;
     cls_tagbytes[c] = (uint32_t)WR__ALIGN_UP(nb * 4u, 64);
-    cls_magic[c] = ((1ull << 32) + bs - 1) / bs;
+    cls_magic[c] = ((1ull << MAGIC_SHIFT) + bs - 1) / bs;
   }
   uint32_t c = 0;
   for (uint32_t i = 0; i <= SMALL_MAX / 16; i++) {
@@ -96,7 +103,7 @@ static _Atomic uint32_t *block_find(const wr_arena *a, uint64_t off, uint32_t *h
     uint32_t cls = a->spans[p].cls;
     if (cls >= NCLS || delta < cls_tagbytes[cls]) return NULL;
     delta -= cls_tagbytes[cls];
-    uint32_t i = (uint32_t)((delta * cls_magic[cls]) >> 32);
+    uint32_t i = (uint32_t)((delta * cls_magic[cls]) >> MAGIC_SHIFT);
     if ((uint64_t)i * cls_size[cls] != delta || i >= cls_nblocks[cls]) return NULL;
     *head = p;
     *idx = i;
@@ -505,7 +512,7 @@ static int64_t refill(struct wr__tcache *c, uint32_t cls) {
     }
   }
   int64_t p = span_adopt(c, cls);
-  if (p < 0) p = span_new(a, 1, WR__SPAN_SMALL, cls, c->tag, c->id);
+  if (p < 0) p = span_new(a, cls_npages[cls], WR__SPAN_SMALL, cls, c->tag, c->id);
   if (p < 0) {
     /* Out of pages: collect what others freed into any span of ours. */
     for (uint32_t q = 0; q < a->npages && p < 0; q++) {
@@ -547,7 +554,7 @@ int wr_alloc(wr_arena *a, size_t size, void **ptr) {
   } else {
   slow:;
     int64_t q = refill(c, cls);
-    if (q < 0) return -WR_ENOMEM;
+    if (q < 0) return cls_npages[cls] > 1 ? alloc_large(a, c, size, ptr) : -WR_ENOMEM;
     p = (uint32_t)q;
     s = &a->spans[p];
   }
@@ -556,7 +563,7 @@ int wr_alloc(wr_arena *a, size_t size, void **ptr) {
   if (s->free_head) {
     off = s->free_head;
     s->free_head = *(uint64_t *)(a->base + off);
-    idx = (uint32_t)(((off - page_off(a, p) - cls_tagbytes[cls]) * cls_magic[cls]) >> 32);
+    idx = (uint32_t)(((off - page_off(a, p) - cls_tagbytes[cls]) * cls_magic[cls]) >> MAGIC_SHIFT);
   } else {
     idx = s->carved;
     off = block_off(a, p, cls, idx);
@@ -906,7 +913,7 @@ int wr_heap_check(wr_arena *a, wr_heap_usage *usage, char *why, size_t whylen) {
       p += n;
       continue;
     }
-    if (s->cls >= NCLS || s->nblocks != cls_nblocks[s->cls] || n != 1)
+    if (s->cls >= NCLS || s->nblocks != cls_nblocks[s->cls] || n != cls_npages[s->cls])
       FAIL("page %u: small span with bad class %u / %u blocks", p, s->cls, s->nblocks);
     if (owner == 0) {
       u.orphan_spans++;
