@@ -222,6 +222,23 @@ def case_semaphore():
     check(r.rc == 0, "exit code %s" % r.rc)
     sink = [l for l in r.output("sink") if l.startswith("null:")]
     check(sink and sink[0].startswith("null: 20000 records"), "sink: %s" % sink)
+    # No permit: no record is handled until the run is stopped.
+    cfg = pipeline(("src", ["gen", "--count", "100"], 1),
+                   ("m", ["map", "upper", "--sem", "none"], 4), ("sink", ["null"], 1),
+                   sems=[{"name": "none", "value": 0}])
+    cfg["drain_timeout_s"] = 0.2
+    r = Run(cfg, wait=False)
+    ready = set()
+    r.until(lambda e: e.get("event") == "worker.ready" and (ready.add(e["worker"]) or
+                                                            len(ready) == 6))
+    r.until(lambda e: e.get("event") == "worker.exit" and e.get("worker") == "src")
+    if r.p.pid > 1:
+        r.p.send_signal(signal.SIGTERM)
+    r.wait()
+    check(r.rc == 0, "exit code %s" % r.rc)
+    check(any(l.startswith("null: 0 records") for l in r.output("sink")), r.output("sink"))
+    exits = [e for e in r.events if e.get("event") == "worker.exit"]
+    check(all(e.get("code") == 0 for e in exits), "a stage failed: %s" % exits)
 
 
 def case_stdin():
