@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 
 WARREN, WORKER, CASE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,6 +56,15 @@ class Run:
         self.stdin = stdin
         if wait:
             self.wait()
+        else:  # a bound on the waits in until(): a stuck run is killed, never waited for
+            self.watchdog = threading.Timer(WAIT, self._kill)
+            self.watchdog.daemon = True
+            self.watchdog.start()
+
+    def _kill(self):
+        if self.p.poll() is None and self.p.pid > 1:
+            print("run still going after %d s: killed" % WAIT)
+            self.p.kill()
 
     def _parse(self, line):
         try:
@@ -62,9 +72,12 @@ class Run:
         except ValueError:
             return {"event": "raw", "msg": line}
 
-    def until(self, pred):
-        """Read events until pred(event) holds for one (or the run ends)."""
+    def until(self, pred, past=False):
+        """Read events until pred(event) holds for one (or the run ends); with past,
+        events already read count too."""
         self.early = getattr(self, "early", [])
+        if past and any(pred(e) for e in self.early):
+            return True
         for line in self.p.stdout:
             e = self._parse(line.decode(errors="replace"))
             self.early.append(e)
@@ -231,7 +244,7 @@ def case_semaphore():
     ready = set()
     r.until(lambda e: e.get("event") == "worker.ready" and (ready.add(e["worker"]) or
                                                             len(ready) == 6))
-    r.until(lambda e: e.get("event") == "worker.exit" and e.get("worker") == "src")
+    r.until(lambda e: e.get("event") == "worker.exit" and e.get("worker") == "src", past=True)
     if r.p.pid > 1:
         r.p.send_signal(signal.SIGTERM)
     r.wait()
