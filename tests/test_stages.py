@@ -259,6 +259,12 @@ def case_stdin():
     r = Run("stdin.json", stdin=b"hello\nwarren\n")
     check(r.rc == 0, "exit code %s" % r.rc)
     check(r.output("out") == ["HELLO", "WARREN"], "stdout stage printed %s" % r.output("out"))
+    cfg = pipeline(("in", ["stdin"], 2), ("sink", ["null"], 1))
+    for w in cfg["workers"]:
+        w["restart"] = "never"
+    r = Run(cfg, stdin=b"x\n")
+    check(r.rc == 1 and any("one replica only" in l for l in r.output("in.0")),
+          "stdin with 2 replicas: rc %s, %s" % (r.rc, r.output("in.0")))
 
 
 def case_empty():

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +31,10 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
     if (!stage_parse_u64(v, dst) || *dst == 0 || *dst > (1ull << 30))
       stage_die(ctx, EXIT_USAGE, "%s: \"%s\" is not a size from 1 to 1GiB", a, v);
   }
+  const char *reps = getenv("WARREN_REPLICAS");
+  if (reps && strcmp(reps, "1") != 0)
+    stage_die(ctx, EXIT_FAIL, "one replica only: %s readers of one stream would split its lines",
+              reps);
   int fd = STDIN_FILENO;
   struct stat st;
   if (fstat(fd, &st) != 0 || S_ISCHR(st.st_mode)) {
