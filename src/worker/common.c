@@ -151,15 +151,27 @@ static void sem_put(struct stage_ctx *ctx) {
   ctx->sem_held = false;
 }
 
-int stage_next(struct stage_ctx *ctx, wr_rec *rec) {
-  for (;;) {
+/* Input comes in batches (wr_chan_peek_batch: up to STAGE_BATCH records of
+ * one lane); a batch is released in one step when its last record is done,
+ * which wakes its producer once instead of once a record. */
+int stage_next_t(struct stage_ctx *ctx, wr_rec *rec, int64_t timeout_ns) {
+  while (ctx->bi == ctx->bn) {
     if (g_stop) return 1;
-    int rc = wr_chan_peek(ctx->in, rec, -1);
+    if (ctx->npend == STAGE_BATCH) { /* the caller holds that many batches: done them first */
+      if (timeout_ns != 0)
+        stage_die(ctx, EXIT_FAIL, "internal: %d input batches held", STAGE_BATCH);
+      return 2;
+    }
+    int rc = wr_chan_peek_batch(ctx->in, ctx->batch, STAGE_BATCH, timeout_ns);
     if (rc == -WR_EOF) return 1;
+    if (rc == -WR_EAGAIN || rc == -WR_ETIMEDOUT) return 2;
     if (rc == -WR_EINTR) continue;
     if (rc < 0) stage_die(ctx, EXIT_FAIL, "receive: %s", wr_strerror(rc));
-    break;
+    ctx->bn = (size_t)rc;
+    ctx->bi = 0;
+    ctx->pend[ctx->npend++] = ctx->batch[rc - 1]; /* released with its batch's last record */
   }
+  *rec = ctx->batch[ctx->bi++];
   ctx->nin++;
 #ifdef WR_HAVE_SYNC
   while (ctx->sem && !ctx->sem_held) {
@@ -175,9 +187,16 @@ int stage_next(struct stage_ctx *ctx, wr_rec *rec) {
   return 0;
 }
 
+int stage_next(struct stage_ctx *ctx, wr_rec *rec) { return stage_next_t(ctx, rec, -1); }
+
 void stage_done(struct stage_ctx *ctx, const wr_rec *rec) {
-  int rc = wr_chan_release(ctx->in, rec);
-  if (rc) stage_die(ctx, EXIT_FAIL, "release: %s", wr_strerror(rc));
+  for (size_t k = 0; k < ctx->npend; k++)
+    if (ctx->pend[k].lane == rec->lane && ctx->pend[k].seq == rec->seq) {
+      int rc = wr_chan_release(ctx->in, &ctx->pend[k]);
+      if (rc) stage_die(ctx, EXIT_FAIL, "release: %s", wr_strerror(rc));
+      ctx->pend[k] = ctx->pend[--ctx->npend];
+      break;
+    }
   sem_put(ctx);
 }
 

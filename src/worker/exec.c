@@ -58,9 +58,8 @@ static void *feed(void *arg) {
   bool gone = false;
   if (!buf) stage_die(f->ctx, EXIT_FAIL, "out of memory");
   for (;;) {
-    int rc = n ? wr_chan_peek(f->ctx->in, &recs[n], 0) : stage_next(f->ctx, &recs[n]) ? 1 : 0;
-    if (n && rc < 0 && rc != -WR_EAGAIN && rc != -WR_EINTR && rc != -WR_EOF)
-      stage_die(f->ctx, EXIT_FAIL, "receive: %s", wr_strerror(rc));
+    /* 0: a record, 1: end of stream or stop, 2: none ready now */
+    int rc = stage_next_t(f->ctx, &recs[n], n ? 0 : -1);
     bool more = rc == 0;
     const wr_rec *r = &recs[n];
     if (more && r->len + 1 <= CAP - len) {
@@ -86,8 +85,7 @@ static void *feed(void *arg) {
       stage_done(f->ctx, &recs[0]);
     }
     n = 0;
-    if (rc != 0 && rc != -WR_EAGAIN && rc != -WR_EINTR) break; /* end of stream, or stop */
-    if (rc == -WR_EINTR && g_stop) break;
+    if (rc == 1) break;
   }
   free(buf);
   /* Before the close: the child's end of output, which follows it, then

@@ -34,6 +34,7 @@
 
 enum { STAGE_IN = 1, STAGE_OUT = 2, STAGE_OUT_OPTIONAL = 4 };
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+enum { STAGE_BATCH = 64 };
 
 struct stage_ctx {
   const struct stage *st;
@@ -45,6 +46,10 @@ struct stage_ctx {
   bool sem_held;
   uint32_t slot_size; /* output 0's inline capacity: larger records go zero-copy */
   uint64_t nin, nout; /* records received / sent */
+  /* stage_next's input batch, and the last record of each batch handed out
+   * and not yet released (stage_done releases a batch at its last record). */
+  wr_rec batch[STAGE_BATCH], pend[STAGE_BATCH];
+  size_t bi, bn, npend;
 };
 
 struct stage {
@@ -63,7 +68,11 @@ void stage_attach(struct stage_ctx *ctx);
 /* 0 with *rec peeked; 1 at end of stream or when stopping. Exits 1 on an
  * error. Takes the --sem permit. */
 int stage_next(struct stage_ctx *ctx, wr_rec *rec);
-/* Release rec (and the --sem permit). */
+/* As stage_next, waiting at most timeout_ns (0: only what is there now);
+ * 2 when nothing came. */
+int stage_next_t(struct stage_ctx *ctx, wr_rec *rec, int64_t timeout_ns);
+/* Done with rec (and the --sem permit): records must be done in the order
+ * stage_next gave them; a batch is released with its last record. */
 void stage_done(struct stage_ctx *ctx, const wr_rec *rec);
 /* Send one record with `key`. 0, or 1 when stopping (SIGTERM during a
  * wait). Exits 1 on an error (out of shared memory, closed channel). */
