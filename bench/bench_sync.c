@@ -5,8 +5,9 @@
  *   - mutex lock+unlock vs a process-shared pthread_mutex_t (plain and
  *     robust), each uncontended (one process) and contended (2 processes),
  *   - map put and get ops/s vs one process's glibc hsearch_r table.
- * Prints ns/op and the ratio warren/baseline (< 1 is faster). Short runs:
- * WARREN_BENCH_N scales the iteration count (default 200000).
+ * Prints ns/op (best of 5 alternating runs) and the ratio warren/baseline
+ * (< 1 is faster). Short runs: WARREN_BENCH_N scales the iteration count
+ * (default 200000).
  */
 #include <warren.h>
 
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 static long N = 200000;
+#define REPS 5
 
 static double now(void) {
   struct timespec ts;
@@ -190,11 +192,17 @@ int main(void) {
   printf("bench_sync: %ld acquire+release pairs per case\n", N);
   for (int procs = 1; procs <= 2; procs++) {
     printf("%s:\n", procs == 1 ? "uncontended (1 process)" : "contended (2 processes)");
-    /* Warm up once, then measure baseline and warren alternately. */
+    /* Warm up once, then alternate the cases and keep each one's best of
+     * REPS: the machine is shared, and the minimum is the least disturbed. */
     run(P_SEM, a, sh, procs);
-    double ps = run(P_SEM, a, sh, procs), ws = run(W_SEM, a, sh, procs);
-    double pm = run(P_MUTEX, a, sh, procs), wm = run(W_MUTEX, a, sh, procs);
-    double pr = run(P_RMUTEX, a, sh, procs);
+    double best[5] = {1e30, 1e30, 1e30, 1e30, 1e30};
+    for (int r = 0; r < REPS; r++)
+      for (int w = 0; w < 5; w++) {
+        double t = run((enum what)w, a, sh, procs);
+        if (t < best[w]) best[w] = t;
+      }
+    double ws = best[W_SEM], wm = best[W_MUTEX], ps = best[P_SEM], pm = best[P_MUTEX],
+           pr = best[P_RMUTEX];
     compare("semaphore", ws, ps, "sem_t");
     compare("mutex", wm, pm, "pthread mutex");
     compare("mutex (vs robust pthread)", wm, pr, "pthread robust");

@@ -241,8 +241,10 @@ int wr_arena_attach_env(wr_arena **out) {
   /* Die with the supervisor (DESIGN.md "Known traps"): arm first, then check
    * that the supervisor did not die before we armed it. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  pid_t sup = a->hdr->creator_pid;
-  if (getppid() == 1 || (kill(sup, 0) < 0 && errno == ESRCH)) {
+  pid_t sup = a->hdr->creator_pid, parent = getppid();
+  /* Parent 1 means orphaned, unless the supervisor itself is PID 1 (a
+   * container's init); a parent other than the supervisor is a wrapper. */
+  if ((parent == 1 && sup != 1) || (parent != sup && kill(sup, 0) < 0 && errno == ESRCH)) {
     wr_arena_detach(a);
     return -ESRCH;
   }

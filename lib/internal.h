@@ -42,6 +42,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 #define WR__PAGE_SIZE (1u << WR__PAGE_SHIFT) /* 64 KiB: the span unit */
 #define WR__OSPAGE 4096u
 #define WR__DIR_ENTRIES 1024u
+#define WR__PENDING_HINTS 8
 #define WR__MAX_LANES 4096u
 #define WR__MIN_ARENA (1u << 20)
 #define WR__MAX_ARENA (1ull << 40)
@@ -156,7 +157,12 @@ struct wr__slot {
   /* Blocks other threads or processes freed into this worker's spans
    * (fetch_add by them); its caches sweep for PENDING blocks when it grew. */
   _Atomic uint64_t remote_frees;
-  uint8_t pad2[WR__CACHELINE - 24];
+  /* Lossy hints: spans of this worker that just got their first PENDING
+   * block (page index + 1), written round-robin by remote freers, taken by
+   * the owner's refill (exchange with 0) before it carves a new span. */
+  _Atomic uint32_t pending_hint[WR__PENDING_HINTS];
+  _Atomic uint32_t pending_hint_pos;
+  uint8_t pad2[WR__CACHELINE - 28 - 4 * WR__PENDING_HINTS];
   /* Synchronisation module's per-slot record (what this worker waits on,
    * which permits and locks it holds): sem.c/mutex.c define its layout. */
   uint8_t sync[2 * WR__CACHELINE];

@@ -159,10 +159,15 @@ static void settle_dead_updater(wr_arena *a, struct wr__sem *s, wr_off_t off, ui
 }
 
 /* The word is locked by another updater: wait for it (two stores away), or
- * settle it if its process is gone. Returns the word reloaded. */
+ * settle it if its process is gone. The reclaimer (bounded) also settles a
+ * tag that stays put for ~2^20 yields: a stopped worker or a scribbled word
+ * must not hang the supervisor (exactness is then best effort). Returns the
+ * word reloaded. */
+#define WR__RECLAIM_PATIENCE (1u << 20)
 static uint64_t wait_updater(wr_arena *a, struct wr__sem *s, wr_off_t off, uint64_t w,
-                             uint32_t *spins) {
-  if (++*spins % 64 == 0 && updater_gone(a, hi(w)))
+                             uint32_t *spins, bool bounded) {
+  ++*spins;
+  if ((*spins % 64 == 0 && updater_gone(a, hi(w))) || (bounded && *spins >= WR__RECLAIM_PATIENCE))
     settle_dead_updater(a, s, off, w);
   else
     sched_yield();
@@ -185,7 +190,7 @@ int wr_sem_acquire(wr_sem *sh, uint32_t n, int64_t timeout_ns) {
   for (;;) {
     uint32_t cnt = lo(w) & ~SEM_W;
     if (hi(w) != 0) { /* an update in progress */
-      w = wait_updater(a, s, sh->h.off, w, &spins);
+      w = wait_updater(a, s, sh->h.off, w, &spins, false);
       continue;
     }
     if (cnt >= n) {
@@ -231,7 +236,7 @@ int wr_sem_release(wr_sem *sh, uint32_t n) {
   uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
   for (;;) {
     if (hi(w) != 0) {
-      w = wait_updater(a, s, sh->h.off, w, &spins);
+      w = wait_updater(a, s, sh->h.off, w, &spins, false);
       continue;
     }
     uint32_t cnt = lo(w) & ~SEM_W;
@@ -290,7 +295,7 @@ uint64_t wr__sem_reclaim(wr_arena *a, uint32_t slot, wr_tag T) {
     uint32_t spins = 0;
     for (;;) {
       if (hi(w) != 0 && hi(w) != T) {
-        w = wait_updater(a, s, off, w, &spins);
+        w = wait_updater(a, s, off, w, &spins, true);
         continue;
       }
       uint64_t cnt = (lo(w) & ~SEM_W) + (uint64_t)held;

@@ -121,10 +121,63 @@ static void test_sem_cycle(void **state) {
   wr_arena_detach(a);
 }
 
+/* An MVar cycle: each took one box (so it holds it) and waits to take the
+ * other's. */
+static int worker_mvar(wr_arena *a, void *arg) {
+  const struct plan *p = arg;
+  wr_mvar *m1, *m2;
+  wr_sem *ready, *go;
+  if (wr_mvar_open(a, p->first, &m1) || wr_mvar_open(a, p->second, &m2) ||
+      wr_sem_open(a, "ready", &ready) || wr_sem_open(a, "go", &go))
+    return 2;
+  char v[8];
+  if (wr_mvar_take(m1, v, sizeof v, -1) < 0 || wr_sem_release(ready, 1) ||
+      wr_sem_acquire(go, 1, -1))
+    return 3;
+  wr_mvar_take(m2, v, sizeof v, -1);
+  return 6;
+}
+
+static void test_mvar_cycle(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  assert_int_equal(wr_mvar_create(a, "v1", 8, "one", 3), 0);
+  assert_int_equal(wr_mvar_create(a, "v2", 8, "two", 3), 0);
+  assert_int_equal(wr_sem_create(a, "ready", 0), 0);
+  assert_int_equal(wr_sem_create(a, "go", 0), 0);
+  struct plan pa = {"v1", "v2"}, pb = {"v2", "v1"};
+  tl_child A = tl_spawn(a, NULL, worker_mvar, &pa);
+  tl_child B = tl_spawn(a, NULL, worker_mvar, &pb);
+  wr_sem *ready, *go;
+  assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
+  assert_int_equal(wr_sem_open(a, "go", &go), 0);
+  assert_int_equal(wr_sem_acquire(ready, 2, -1), 0);
+  assert_int_equal(wr_sem_release(go, 2), 0);
+  wr_deadlock cyc;
+  int found = 0;
+  for (int i = 0; i < 20000 && !found; i++) {
+    found = wr_deadlock_check(a, &cyc);
+    if (!found) usleep(500);
+  }
+  assert_int_equal(found, 1);
+  assert_int_equal(cyc.n, 2);
+  assert_int_equal(cyc.kinds[0], WR_KIND_MVAR);
+  assert_int_equal(cyc.kinds[1], WR_KIND_MVAR);
+  /* Killing A puts its box back (A's take is undone): B proceeds. */
+  kill(A.pid, SIGKILL);
+  tl_reap(a, &A);
+  tl_reap(a, &B);
+  assert_int_equal(tl_exit_code(&B), 6);
+  wr_sem_close(ready);
+  wr_sem_close(go);
+  wr_arena_detach(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_two_process_cycle),
       cmocka_unit_test(test_sem_cycle),
+      cmocka_unit_test(test_mvar_cycle),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

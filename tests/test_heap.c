@@ -14,13 +14,6 @@
 #include <pthread.h>
 #include <string.h>
 
-static wr_arena *make(uint64_t size) {
-  wr_arena_opts o = {.size = size};
-  wr_arena *a = NULL;
-  assert_int_equal(wr_arena_create(&o, &a), 0);
-  return a;
-}
-
 static void fill(void *p, size_t n, uint8_t seed) {
   for (size_t i = 0; i < n; i++) ((uint8_t *)p)[i] = (uint8_t)(seed + i * 7);
 }

@@ -654,7 +654,7 @@ WR_EXTERN uint32_t wr_worker_nout(const wr_worker *w);
  * replica's lane index on first use. *out is owned by w (the same handle on
  * every call) and valid until wr_worker_detach. Errors: -WR_EINVAL (i out
  * of range), -WR_ENOENT (no input/output of that name), those of
- * wr_chan_open, -ENOSYS in a build without channels. Does not block. */
+ * wr_chan_open. Does not block. */
 WR_EXTERN int wr_worker_in(wr_worker *w, uint32_t i, wr_chan **out);
 WR_EXTERN int wr_worker_out(wr_worker *w, uint32_t i, wr_chan **out);
 WR_EXTERN int wr_worker_in_named(wr_worker *w, const char *name, wr_chan **out);
