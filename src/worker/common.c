@@ -125,14 +125,10 @@ void stage_attach(struct stage_ctx *ctx) {
     }
   }
   if (ctx->sem_name) {
-#ifdef WR_HAVE_SYNC
     wr_sem *s;
     if ((rc = wr_sem_open(ctx->a, ctx->sem_name, &s)))
       stage_die(ctx, EXIT_FAIL, "semaphore %s: %s", ctx->sem_name, wr_strerror(rc));
     ctx->sem = s;
-#else
-    stage_die(ctx, EXIT_FAIL, "--sem: this build has no semaphores (lib/sem.c)");
-#endif
   }
   struct sigaction sa = {.sa_handler = on_stop};
   sigemptyset(&sa.sa_mask);
@@ -145,9 +141,7 @@ void stage_attach(struct stage_ctx *ctx) {
 }
 
 static void sem_put(struct stage_ctx *ctx) {
-#ifdef WR_HAVE_SYNC
   if (ctx->sem_held) wr_sem_release(ctx->sem, 1);
-#endif
   ctx->sem_held = false;
 }
 
@@ -173,7 +167,6 @@ int stage_next_t(struct stage_ctx *ctx, wr_rec *rec, int64_t timeout_ns) {
   }
   *rec = ctx->batch[ctx->bi++];
   ctx->nin++;
-#ifdef WR_HAVE_SYNC
   while (ctx->sem && !ctx->sem_held) {
     int rc = wr_sem_acquire(ctx->sem, 1, -1);
     if (rc == 0)
@@ -183,7 +176,6 @@ int stage_next_t(struct stage_ctx *ctx, wr_rec *rec, int64_t timeout_ns) {
     else if (g_stop)
       return 1; /* the record stays unreleased: redelivered */
   }
-#endif
   return 0;
 }
 
@@ -246,9 +238,7 @@ int stage_emit(struct stage_ctx *ctx, const void *data, size_t len, uint64_t key
 int stage_finish(struct stage_ctx *ctx) {
   if (ctx->out) wr_chan_close(ctx->out);
   sem_put(ctx);
-#ifdef WR_HAVE_SYNC
   if (ctx->sem) wr_sem_close(ctx->sem);
-#endif
   wr_worker_detach(ctx->w);
   fflush(stdout);
   return EXIT_OK;

@@ -42,7 +42,7 @@ struct stage_ctx {
   wr_arena *a;
   wr_chan *in, *out;
   const char *sem_name; /* --sem NAME: one permit held per input record */
-  void *sem;            /* wr_sem *, in builds with semaphores */
+  wr_sem *sem;
   bool sem_held;
   uint32_t slot_size; /* output 0's inline capacity: larger records go zero-copy */
   uint64_t nin, nout; /* records received / sent */
