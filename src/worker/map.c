@@ -11,11 +11,11 @@
 #include <string.h>
 
 struct op {
-  const char *name, *help;
-  /* Transform in[0..len) into out (room for len bytes): returns the
-   * output length, or for splitters calls emit for each piece. */
+  const char *name;
+  /* Transform in[0..len) into out (room for len bytes), returning the
+   * output length; NULL for splitters and hash-key (see apply). */
   size_t (*fn)(const char *in, size_t len, char *out);
-  int split; /* 1: letters runs; 2: whitespace-separated fields */
+  int split; /* 1: runs of letters; 2: white-space-separated fields */
 };
 
 static size_t op_upper(const char *in, size_t len, char *out) {
@@ -43,15 +43,10 @@ static size_t op_trim(const char *in, size_t len, char *out) {
   return b - a;
 }
 
-static const struct op ops[] = {
-    {"upper", "ASCII letters to upper case", op_upper, 0},
-    {"lower", "ASCII letters to lower case", op_lower, 0},
-    {"reverse", "reverse the bytes of the record", op_reverse, 0},
-    {"trim", "remove leading and trailing white space", op_trim, 0},
-    {"split-words", "one record per word (a maximal run of ASCII letters A-Z a-z)", NULL, 1},
-    {"split-ws", "one record per white-space-separated field", NULL, 2},
-    {"hash-key", "set the record's key to a hash of its bytes (routes keyed channels)", NULL, 0},
-    {NULL, NULL, NULL, 0}};
+static const struct op ops[] = {{"upper", op_upper, 0},     {"lower", op_lower, 0},
+                                {"reverse", op_reverse, 0}, {"trim", op_trim, 0},
+                                {"split-words", NULL, 1},   {"split-ws", NULL, 2},
+                                {"hash-key", NULL, 0},      {NULL, NULL, 0}};
 
 static const struct op *chain[32];
 static int nchain;
