@@ -187,6 +187,89 @@ class ChannelTests(unittest.TestCase):
             self.assertEqual(a.check()["worker_bytes"], 0)
 
 
+class SyncTests(unittest.TestCase):
+    def setUp(self):
+        self.a = warren.Arena.create(16 << 20)
+
+    def tearDown(self):
+        self.a.check()
+        self.a.close()
+
+    def child(self, body):
+        """Fork a worker with its own slot; returns (pid, slot, incarnation)."""
+        r, w = os.pipe()
+
+        def run():
+            with warren.Arena.attach(self.a.fd) as b:
+                b.claim()
+                i = b.slot_info()
+                os.write(w, b"%d %d" % (i["slot"], i["incarnation"]))
+                body(b)
+        pid = fork(run)
+        os.close(w)
+        slot, inc = map(int, os.read(r, 64).split())
+        os.close(r)
+        return pid, slot, inc
+
+    def test_semaphore_permits_come_back(self):
+        s = warren.Semaphore.create(self.a, "gpu", 3)
+        self.assertEqual(s.value, 3)
+        with s:
+            self.assertEqual((s.value, s.held), (2, 1))
+        self.assertEqual(s.value, 3)
+
+        def hold(b):
+            b.semaphore("gpu").acquire(2)
+            os.kill(os.getpid(), signal.SIGKILL)
+        pid, slot, inc = self.child(hold)
+        self.assertEqual(reap(pid), -signal.SIGKILL)
+        self.assertEqual(s.value, 1)
+        self.assertEqual(self.a.reclaim(slot, inc)["permits"], 2)
+        self.assertEqual(s.value, 3)
+        with self.assertRaises(warren.WouldBlock):
+            s.acquire(4, timeout=0)
+
+    def test_mvar(self):
+        m = warren.MVar.create(self.a, "box", 64)
+        with self.assertRaises(warren.WouldBlock):
+            m.take(timeout=0)
+        pid, _, _ = self.child(lambda b: b.mvar("box").put(b"hello"))
+        self.assertEqual(m.take(timeout=WAIT), b"hello")
+        self.assertEqual(reap(pid), 0)
+        m.put("x" * 64)
+        with self.assertRaises(warren.Timeout):
+            m.put(b"full", timeout=0.01)
+        with self.assertRaises(warren.InvalidArgument):  # initial value > size
+            warren.MVar.create(self.a, "small", 2, b"abc")
+        self.assertEqual(m.take(), b"x" * 64)
+
+    def test_mutex(self):
+        mu = warren.Mutex.create(self.a, "lock")
+        with mu:
+            with self.assertRaises(warren.Deadlock):
+                mu.lock()
+        with self.assertRaises(warren.NotOwner):
+            mu.unlock()
+
+    def test_map(self):
+        m = warren.Map.create(self.a, "kv", capacity=64, key_max=16, value_max=32)
+        m["a"] = b"1"
+        m[b"b"] = "two"
+        pid, _, _ = self.child(lambda b: b.map("kv").__setitem__("c", b"3" * 32))
+        self.assertEqual(reap(pid), 0)
+        self.assertEqual((m["a"], m["b"], m["c"], len(m)), (b"1", b"two", b"3" * 32, 3))
+        self.assertIn("a", m)
+        del m["a"]
+        self.assertNotIn("a", m)
+        self.assertIsNone(m.get("a"))
+        with self.assertRaises(KeyError):
+            m["a"]
+        with self.assertRaises(warren.MessageTooLarge):
+            m["k"] = b"v" * 33
+        with self.assertRaises(warren.KindMismatch):
+            warren.Semaphore(self.a, "kv")
+
+
 def warren_run(tmp, cfg):
     path = os.path.join(tmp, "run.json")
     with open(path, "w") as f:

@@ -9,7 +9,7 @@
 
 Objects: Worker (attach from the supervisor's environment), Arena (create
 or attach one yourself: tests, benchmarks, embedders), Channel (send/recv,
-batches, zero-copy peek), Semaphore, MVar, Map (when the library has them),
+batches, zero-copy peek), Semaphore, Mutex, MVar, Map,
 and the exceptions in warren.errors (WarrenError and one subclass a code).
 The per-record calls use the C extension _warren when it is built
 (`warren.FAST` is True), else pure ctypes.
@@ -23,9 +23,10 @@ from ._lib import byref, lib
 from .channel import CONSUMER, PRODUCER, Batch, Channel
 from .errors import *  # noqa: F401,F403 (the exception classes are part of the API)
 from .errors import WarrenError
+from .sync import MVar, Map, Mutex, Semaphore
 
 __all__ = ["Arena", "Worker", "Channel", "Batch", "PRODUCER", "CONSUMER", "FAST", "version",
-           "WarrenError", "strerror"]
+           "WarrenError", "strerror", "Semaphore", "Mutex", "MVar", "Map"]
 FAST = _lib.ext is not None
 
 
@@ -88,6 +89,12 @@ class Arena:
         _lib.check(lib.wr_slot_claim(self._h, byref(s)), "claim slot")
         return s.value
 
+    def slot_info(self, slot=None):
+        """{slot, incarnation, state, pid, tag} of a slot (default: this one's)."""
+        i = _lib.SlotInfo()
+        _lib.check(lib.wr_slot_info_get(self._h, self.slot if slot is None else slot, byref(i)))
+        return {n: getattr(i, n) for n, _ in i._fields_}
+
     # ---------------------------------------------------------------- channels
     def create_channel(self, name, capacity=1024, slot_size=256, producers=1, consumers=1,
                        keyed=False):
@@ -108,6 +115,19 @@ class Arena:
     def consumer(self, name, index=0):
         return self.open_channel(name, CONSUMER, index)
 
+    # ---------------------------------------------------------------- sync objects
+    def semaphore(self, name):
+        return Semaphore(self, name)
+
+    def mutex(self, name):
+        return Mutex(self, name)
+
+    def mvar(self, name):
+        return MVar(self, name)
+
+    def map(self, name):
+        return Map(self, name)
+
     # ---------------------------------------------------------------- supervision
     def reclaim(self, slot, incarnation):
         """Supervisor side, for a dead worker: mark it dead, roll back its
@@ -117,10 +137,9 @@ class Arena:
         red = ctypes.c_uint64()
         _lib.check(lib.wr_chan_reclaim(self._h, slot, incarnation, byref(red)), "chan reclaim")
         out = {"redelivered": red.value}
-        if _lib.has("wr_sync_reclaim"):
-            p = ctypes.c_uint64()
-            _lib.check(lib.wr_sync_reclaim(self._h, slot, incarnation, byref(p)), "sync reclaim")
-            out["permits"] = p.value
+        p = ctypes.c_uint64()
+        _lib.check(lib.wr_sync_reclaim(self._h, slot, incarnation, byref(p)), "sync reclaim")
+        out["permits"] = p.value
         rep = _lib.ReclaimReport()
         _lib.check(lib.wr_heap_reclaim(self._h, slot, incarnation, byref(rep)), "heap reclaim")
         _lib.check(lib.wr_slot_release(self._h, slot, incarnation), "release slot")

@@ -86,6 +86,11 @@ class ReclaimReport(ctypes.Structure):
     _fields_ = [(n, c_uint64) for n in ("blocks", "bytes", "spans", "orphaned")]
 
 
+class SlotInfo(ctypes.Structure):
+    _fields_ = [("slot", c_uint32), ("incarnation", c_uint32), ("state", c_uint32),
+                ("pid", ctypes.c_int32), ("tag", c_uint32)]
+
+
 PP = POINTER(c_void_p)
 _PROTOS = {
     # name: (restype, argtypes)
@@ -103,6 +108,7 @@ _PROTOS = {
     "wr_slot_mark_dead": (c_int, [c_void_p, c_uint32, c_uint32]),
     "wr_slot_release": (c_int, [c_void_p, c_uint32, c_uint32]),
     "wr_self_tag": (c_uint32, [c_void_p]),
+    "wr_slot_info_get": (c_int, [c_void_p, c_uint32, POINTER(SlotInfo)]),
     "wr_self_slot": (c_uint32, [c_void_p]),
     "wr_alloc": (c_int, [c_void_p, c_size_t, PP]),
     "wr_free": (c_int, [c_void_p, c_void_p]),
@@ -125,6 +131,7 @@ _PROTOS = {
     "wr_chan_check": (c_int, [c_void_p, c_char_p, c_size_t]),
     "wr_chan_stats": (c_int, [c_void_p, c_char_p, POINTER(LaneStats), c_size_t]),
     "wr_interrupt": (None, []),
+    "wr_sync_reclaim": (c_int, [c_void_p, c_uint32, c_uint32, POINTER(c_uint64)]),
     "wr_worker_attach": (c_int, [PP]),
     "wr_worker_arena": (c_void_p, [c_void_p]),
     "wr_worker_name": (c_char_p, [c_void_p]),

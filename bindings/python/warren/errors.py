@@ -39,6 +39,8 @@ class NoSlot(WarrenError): pass
 class Corrupt(WarrenError): pass
 class NotUnderWarren(WarrenError, RuntimeError): pass
 class NotOwner(WarrenError, PermissionError): pass
+class Overflow(WarrenError, OverflowError): pass
+class Deadlock(WarrenError, RuntimeError): pass
 
 
 # WR_ERRNO_MAP's codes (warren.h) -> class. Codes that are errno values share
@@ -49,7 +51,7 @@ _CLASSES = {
     _errno.EEXIST: Exists, _errno.ENAMETOOLONG: NameTooLong, _errno.EMSGSIZE: MessageTooLarge,
     _errno.EOWNERDEAD: OwnerDead, 1001: BadArena, 1002: BadArena, 1003: BadArena,
     1004: ChannelClosed, 1005: EndOfStream, 1006: KindMismatch, 1007: NoSlot, 1008: Corrupt,
-    1009: NotUnderWarren, 1010: NotOwner,
+    1009: NotUnderWarren, 1010: NotOwner, _errno.EOVERFLOW: Overflow, _errno.EDEADLK: Deadlock,
 }
 
 
