@@ -358,6 +358,41 @@ static PyObject *py_peek_batch(PyObject *m, PyObject *const *args, Py_ssize_t n)
   return (PyObject *)b;
 }
 
+/* ------------------------------------------------------------ GC pause timer
+ * gc_callback(phase, info) for gc.callbacks, in C: a callback written in
+ * Python runs bytecode, where the interpreter may hand the GIL to another
+ * thread between "start" and the collection, so the pause it measured would
+ * include other threads' work. This one cannot be preempted. gc_pauses()
+ * returns and clears [(t_start, t_stop, generation)] (CLOCK_MONOTONIC s). */
+static double gc_t0;
+static PyObject *gc_log;
+
+static double mono(void) { return (double)now_ns() / 1e9; }
+
+static PyObject *py_gc_callback(PyObject *m, PyObject *const *args, Py_ssize_t n) {
+  if (check_args(n, 2, "gc_callback")) return NULL;
+  if (PyUnicode_CompareWithASCIIString(args[0], "start") == 0) {
+    gc_t0 = mono();
+    Py_RETURN_NONE;
+  }
+  double t1 = mono();
+  PyObject *g = PyDict_GetItemString(args[1], "generation"); /* borrowed */
+  if (!gc_log && !(gc_log = PyList_New(0))) return NULL;
+  PyObject *rec = Py_BuildValue("(ddO)", gc_t0, t1, g ? g : Py_None);
+  if (!rec || PyList_Append(gc_log, rec) < 0) {
+    Py_XDECREF(rec);
+    return NULL;
+  }
+  Py_DECREF(rec);
+  Py_RETURN_NONE;
+}
+
+static PyObject *py_gc_pauses(PyObject *m, PyObject *unused) {
+  PyObject *l = gc_log ? gc_log : PyList_New(0);
+  gc_log = NULL;
+  return l;
+}
+
 /* ------------------------------------------------------------ module */
 
 static PyObject *py_set_error_factory(PyObject *m, PyObject *f) {
@@ -383,6 +418,9 @@ static PyMethodDef methods[] = {
      "recv_batch(chan, max, timeout_ns) -> list of bytes"},
     {"peek_batch", (PyCFunction)(void (*)(void))py_peek_batch, METH_FASTCALL,
      "peek_batch(chan, owner, max, timeout_ns) -> Batch"},
+    {"gc_callback", (PyCFunction)(void (*)(void))py_gc_callback, METH_FASTCALL,
+     "for gc.callbacks: times each collection without running bytecode"},
+    {"gc_pauses", py_gc_pauses, METH_NOARGS, "[(t_start, t_stop, generation)] since last call"},
     {"set_error_factory", py_set_error_factory, METH_O, NULL},
     {"lib_path", py_lib_path, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
