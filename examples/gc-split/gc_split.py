@@ -14,12 +14,12 @@ collector costs in each.
 The job: each item builds a few hundred small dicts and lists, keeps a
 third of them in a per-worker cache of recent items (the live heap a real
 service has) and returns a checksum. Every worker times each collection
-with gc.callbacks (the binding's C
-callback when built: a Python callback can lose the GIL between "start" and
-the collection and would count other threads' work as pause) and logs when it finished each item (CLOCK_MONOTONIC,
-comparable across processes). For the longest pause the report says which
-workers it stopped: a worker that finished an item while the pause was
-running was not stopped.
+with gc.callbacks (the binding's C callback when built: a Python callback
+can lose the GIL between "start" and the collection and would count other
+threads' work as pause) and logs when it finished each item
+(CLOCK_MONOTONIC, comparable across processes). For the longest pause the
+report says which workers it stopped: a worker that finished an item while
+the pause was running was not stopped.
 
 The worker roles of (c), started by warren: source, work, sink.
 """
