@@ -26,12 +26,21 @@ from .errors import WarrenError
 from .sync import MVar, Map, Mutex, Semaphore
 
 __all__ = ["Arena", "Worker", "Channel", "Batch", "PRODUCER", "CONSUMER", "FAST", "version",
-           "WarrenError", "strerror", "Semaphore", "Mutex", "MVar", "Map"]
+           "WarrenError", "strerror", "set_spin", "Semaphore", "Mutex", "MVar", "Map"]
 FAST = _lib.ext is not None
 
 
 def version():
     return lib.wr_version().decode()
+
+
+def set_spin(seconds):
+    """How long a wait polls (without the GIL) before it sleeps on the
+    futex: 50e-6 by default; 0 sleeps at once. Returns the previous value.
+    Per process; the pure-ctypes path has only the library's own spin."""
+    if _lib.ext is None:
+        return 0.0
+    return _lib.ext.set_spin_ns(int(seconds * 1e9)) / 1e9
 
 
 def strerror(code):

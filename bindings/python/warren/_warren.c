@@ -10,10 +10,11 @@
  * (set_error_factory) builds from a -WR_E code, so both paths raise the same
  * exception classes.
  *
- * Waits: each call first tries without waiting, holding the GIL; only when
- * it would block does it release the GIL and wait in slices of 50 ms,
- * checking for Python signals (KeyboardInterrupt) between slices. Idle
- * waits sleep on the channel's futex; nothing spins here.
+ * Waits: each call first tries without waiting, holding the GIL; when it
+ * would block it releases the GIL, polls for up to 50 us (set_spin_ns: a
+ * Python peer answers in microseconds, not nanoseconds), then sleeps on the
+ * channel's futex in slices of 50 ms, checking for Python signals
+ * (KeyboardInterrupt) between slices. An idle worker sleeps.
  *
  * Zero-copy: peek() and peek_batch() return memoryviews over the record in
  * the ring (or its heap block). release() releases the views first, so a
@@ -55,10 +56,28 @@ static int64_t now_ns(void) {
  * -WR_EINTR with a Python exception set when a signal handler raised. */
 typedef int (*wait_op)(wr_chan *c, void *arg, int64_t timeout_ns);
 
+static int64_t spin_ns = 50000; /* set_spin_ns(): poll this long before sleeping */
+
 static int run_wait(wait_op op, wr_chan *c, void *arg, int64_t timeout_ns) {
   int rc = op(c, arg, 0);
   if (rc != -WR_EAGAIN || timeout_ns == 0) return rc;
-  int64_t deadline = timeout_ns > 0 ? now_ns() + timeout_ns : 0;
+  int64_t start = now_ns(), deadline = timeout_ns > 0 ? start + timeout_ns : 0;
+  if (spin_ns > 0) {
+    /* The library's own spin adapts to C peers (4-64 us, halved on each
+     * miss); a Python peer takes a few microseconds to answer, so it would
+     * shrink to its minimum and sleep on every record. Poll here, without
+     * the GIL, for up to spin_ns (bounded by the timeout), then sleep. */
+    int64_t end = start + spin_ns;
+    if (deadline && deadline < end) end = deadline;
+    Py_BEGIN_ALLOW_THREADS for (int i = 1;; i++) {
+      rc = op(c, arg, 0);
+      if (rc != -WR_EAGAIN || (i % 16 == 0 && now_ns() >= end)) break;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    Py_END_ALLOW_THREADS if (rc != -WR_EAGAIN) return rc;
+  }
   for (;;) {
     int64_t slice = SLICE_NS;
     if (deadline) {
@@ -237,12 +256,15 @@ static PyObject *py_recv_batch(PyObject *m, PyObject *const *args, Py_ssize_t n)
 typedef struct {
   PyObject_HEAD wr_chan *c;
   PyObject *chan_ref; /* keeps the channel handle's Python owner alive */
-  PyObject *views;    /* list of memoryview, NULL once released */
+  PyObject *views;    /* list of memoryview, made on first access */
+  wr_rec *recs;       /* PyMem; NULL once released */
   wr_rec last;
   int n;
 } Batch;
 
 static void batch_drop_views(Batch *b) {
+  PyMem_Free(b->recs);
+  b->recs = NULL;
   if (!b->views) return;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(b->views); i++) {
     PyObject *r = PyObject_CallMethod(PyList_GET_ITEM(b->views, i), "release", NULL);
@@ -253,7 +275,7 @@ static void batch_drop_views(Batch *b) {
 }
 
 static PyObject *batch_release(Batch *b, PyObject *unused) {
-  if (!b->views) Py_RETURN_NONE; /* idempotent */
+  if (!b->recs) Py_RETURN_NONE; /* idempotent */
   batch_drop_views(b);
   int rc = wr_chan_release(b->c, &b->last);
   if (rc < 0) return raise_wr(rc);
@@ -277,14 +299,27 @@ static void batch_dealloc(Batch *b) {
   Py_TYPE(b)->tp_free((PyObject *)b);
 }
 
-static Py_ssize_t batch_len(Batch *b) { return b->views ? PyList_GET_SIZE(b->views) : 0; }
+static Py_ssize_t batch_len(Batch *b) { return b->recs ? b->n : 0; }
+
+/* Views are made when first asked for: a consumer that only counts or
+ * forwards a batch pays no Python object per record. */
+static int batch_make_views(Batch *b) {
+  b->views = PyList_New(b->n);
+  for (int i = 0; b->views && i < b->n; i++) {
+    PyObject *v = PyMemoryView_FromMemory((char *)b->recs[i].data, b->recs[i].len, PyBUF_READ);
+    if (!v) Py_CLEAR(b->views);
+    else PyList_SET_ITEM(b->views, i, v);
+  }
+  return b->views ? 0 : -1;
+}
 
 static PyObject *batch_item(Batch *b, Py_ssize_t i) {
-  if (!b->views) {
+  if (!b->recs) {
     PyErr_SetString(PyExc_ValueError, "the batch was released");
     return NULL;
   }
-  if (i < 0 || i >= PyList_GET_SIZE(b->views)) {
+  if (!b->views && batch_make_views(b) < 0) return NULL;
+  if (i < 0 || i >= b->n) {
     PyErr_SetString(PyExc_IndexError, "batch index out of range");
     return NULL;
   }
@@ -343,18 +378,15 @@ static PyObject *py_peek_batch(PyObject *m, PyObject *const *args, Py_ssize_t n)
   if (!b) return NULL;
   b->c = c;
   b->chan_ref = Py_NewRef(args[1]);
+  b->views = NULL;
   b->last = recs[rc - 1];
   b->n = rc;
-  b->views = PyList_New(rc);
-  for (int i = 0; b->views && i < rc; i++) {
-    PyObject *v = PyMemoryView_FromMemory((char *)recs[i].data, recs[i].len, PyBUF_READ);
-    if (!v) Py_CLEAR(b->views);
-    else PyList_SET_ITEM(b->views, i, v);
-  }
-  if (!b->views) {
+  b->recs = PyMem_Malloc((size_t)rc * sizeof(wr_rec));
+  if (!b->recs) {
     Py_DECREF(b);
-    return NULL;
+    return PyErr_NoMemory();
   }
+  memcpy(b->recs, recs, (size_t)rc * sizeof(wr_rec));
   return (PyObject *)b;
 }
 
@@ -395,6 +427,14 @@ static PyObject *py_gc_pauses(PyObject *m, PyObject *unused) {
 
 /* ------------------------------------------------------------ module */
 
+static PyObject *py_set_spin_ns(PyObject *m, PyObject *arg) {
+  long long v = PyLong_AsLongLong(arg);
+  if (v == -1 && PyErr_Occurred()) return NULL;
+  int64_t old = spin_ns;
+  spin_ns = v < 0 ? 0 : v;
+  return PyLong_FromLongLong(old);
+}
+
 static PyObject *py_set_error_factory(PyObject *m, PyObject *f) {
   Py_XSETREF(error_factory, Py_NewRef(f));
   Py_RETURN_NONE;
@@ -422,6 +462,7 @@ static PyMethodDef methods[] = {
      "for gc.callbacks: times each collection without running bytecode"},
     {"gc_pauses", py_gc_pauses, METH_NOARGS, "[(t_start, t_stop, generation)] since last call"},
     {"set_error_factory", py_set_error_factory, METH_O, NULL},
+    {"set_spin_ns", py_set_spin_ns, METH_O, "set_spin_ns(ns) -> previous: poll before sleeping"},
     {"lib_path", py_lib_path, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
