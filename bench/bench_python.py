@@ -213,8 +213,8 @@ def main():
     spin, pipe, w, wb = (min(rtt(k, n) for _ in range(RUNS))
                          for k in ("spin", "pipe", "warren", "block"))
     print(f"\nround trip: warren {w * 1e6:.1f} us (polls 50 us, then sleeps), warren blocking "
-          f"{wb * 1e6:.1f} us (no binding poll; the library spins 4 us+), pure-Python spin {spin * 1e6:.1f} us, "
-          f"Pipe {pipe * 1e6:.1f} us")
+          f"{wb * 1e6:.1f} us (no binding poll; the library spins 4 us+),\n  "
+          f"pure-Python spin {spin * 1e6:.1f} us, Pipe {pipe * 1e6:.1f} us")
     print(f"  warren RTT vs pure-Python spin  {w / spin:6.2f}x  [<= 1.5]")
     print(f"  warren blocking RTT vs Pipe     {wb / pipe:6.2f}x  [<= 1.1]")
     print(f"  consumer CPU while idle: {idle_cpu() * 100:.1f}% (blocks on a futex)")
