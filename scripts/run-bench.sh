@@ -9,5 +9,5 @@ for b in "$build"/bench/bench_*; do
 done
 if [ -x "$build/bindings/python/warren-python" ]; then
   echo "== bench_python.py"
-  "$build/bindings/python/warren-python" bench/bench_python.py "$@"
+  "$build/bindings/python/warren-python" bench/bench_python.py
 fi
