@@ -121,6 +121,8 @@ class ChannelTests(unittest.TestCase):
         b = c.peek()
         self.assertEqual(bytes(b[0]), b"a")
         c.detach()  # gave up the side without releasing: the record stays
+        with self.assertRaises(ValueError):
+            b.release()  # its handle is gone: refused, nothing touched
         c = self.a.consumer("c")
         self.assertEqual(list(c), [b"a", b"b"])
 

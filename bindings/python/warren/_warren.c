@@ -274,8 +274,23 @@ static void batch_drop_views(Batch *b) {
   Py_CLEAR(b->views);
 }
 
+/* The channel's Python owner keeps its handle in `_h` (None once detached):
+ * a batch outliving its handle must not touch the freed wr_chan. */
+static int batch_chan_alive(Batch *b) {
+  PyObject *h = PyObject_GetAttrString(b->chan_ref, "_h");
+  void *p = h && h != Py_None ? PyLong_AsVoidPtr(h) : NULL;
+  Py_XDECREF(h);
+  PyErr_Clear();
+  return p == (void *)b->c;
+}
+
 static PyObject *batch_release(Batch *b, PyObject *unused) {
   if (!b->recs) Py_RETURN_NONE; /* idempotent */
+  if (!batch_chan_alive(b)) {
+    batch_drop_views(b); /* the records went back with the detached side */
+    PyErr_SetString(PyExc_ValueError, "the batch's channel was detached before its release");
+    return NULL;
+  }
   batch_drop_views(b);
   int rc = wr_chan_release(b->c, &b->last);
   if (rc < 0) return raise_wr(rc);

@@ -48,7 +48,7 @@ class Batch:
         for v in self._views:
             v.release()
         self._views = None
-        _lib.check(lib.wr_chan_release(self._chan._h, byref(self._last)), "release")
+        _lib.check(lib.wr_chan_release(self._chan._handle(), byref(self._last)), "release")
 
     def __enter__(self):
         return self
