@@ -14,13 +14,13 @@
  *   ignore-term           attach, ready, ignore SIGTERM forever
  *   say TEXT              print TEXT on stdout and stderr, ready, run until SIGTERM
  *   produce               send numbered records to output 0 until SIGTERM, then close
- *                         it and write the count to produced.REPLICA
+ *                         it and append the count to produced.REPLICA
  *   has-sync              exit 0 if this build has semaphores, else 77
  *   sem-crash MARKER      attach, take 2 permits of semaphore "disk", ready; the first
  *                         incarnation then SIGKILLs itself; later ones take every
  *                         permit (proving they came back), print it, run until SIGTERM
  *   consume               receive from input 0 until end of stream (or SIGTERM) and
- *                         write the count to consumed.REPLICA
+ *                         append the count to consumed.REPLICA
  */
 #include "warren.h"
 
@@ -41,7 +41,7 @@ static void on_term(int sig) {
 static void write_count(wr_worker *w, const char *what, long n) {
   char path[64];
   snprintf(path, sizeof path, "%s.%u", what, wr_worker_replica(w));
-  FILE *f = fopen(path, "w");
+  FILE *f = fopen(path, "a"); /* one line per incarnation */
   fprintf(f, "%ld\n", n);
   fclose(f);
 }
