@@ -131,6 +131,10 @@ def case_reload_channel():
     r.all_ready()
     r.wait(lambda: [e for e in r.evs("channel.stats", channel="nums") if e["sent"] > 100],
            "records flowing")
+    pause = os.path.join(r.dir, "pause")
+    open(pause, "w").close()  # the sink stops receiving: the channel fills up
+    r.wait(lambda: [e for e in r.evs("channel.stats", channel="nums") if e["depth"] == 64],
+           "a full channel")
 
     def edit(c):
         c["channels"][0]["capacity"] = 256  # a new shape: producer and consumer stop
@@ -139,7 +143,9 @@ def case_reload_channel():
     check(rc == 0 and sorted(json.loads(out)["restart"]) == ["sink", "source"] and
           json.loads(out)["rebuild"] == ["nums"], "plan: %s %s" % (out, err))
     r.wait_event("supervisor.reloaded")
-    r.wait_event("channel.rebuild", channel="nums")
+    os.unlink(pause)
+    carried = r.wait_event("channel.rebuild", channel="nums")[0]["records"]
+    check(carried == 64, "records carried into the new channel: %d" % carried)
     r.all_ready()
     r.wait(lambda: [e for e in r.evs("channel.stats", channel="nums")
                     if e["capacity"] == 256 and e["sent"] > 100], "records flowing again")

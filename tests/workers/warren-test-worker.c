@@ -20,7 +20,8 @@
  *                         incarnation then SIGKILLs itself; later ones take every
  *                         permit (proving they came back), print it, run until SIGTERM
  *   consume               receive from input 0 until end of stream (or SIGTERM) and
- *                         append the count to consumed.REPLICA
+ *                         append the count to consumed.REPLICA; while a file "pause"
+ *                         exists it receives nothing
  */
 #include "warren.h"
 
@@ -162,6 +163,11 @@ int main(int argc, char **argv) {
     long n = 0;
     char buf[256];
     for (;;) {
+      while (!g_term && access("pause", F_OK) == 0) { /* the test holds the consumer back */
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+      }
+      if (g_term && access("pause", F_OK) == 0) break;
       rc = wr_chan_recv(c, buf, sizeof buf, -1);
       if (rc >= 0)
         n++;
