@@ -255,9 +255,9 @@ def case_top():
     r.all_ready()
     tsock = os.path.join(r.dir, "tmux.sock")
     tm = ["tmux", "-S", tsock]
-    subprocess.run(tm + ["new-session", "-d", "-s", "top", "-x", "120", "-y", "30",
-                         "%s top --socket %s; echo top-exited-$?; sleep 30" % (WARREN, r.sock)], check=True,
-                   env=r.env)
+    cmd = "%s top --socket %s; echo top-exited-$?; sleep 30" % (WARREN, r.sock)
+    subprocess.run(tm + ["new-session", "-d", "-s", "top", "-x", "120", "-y", "30", cmd],
+                   check=True, env=r.env)
     try:
         def screen():
             return subprocess.run(tm + ["capture-pane", "-p", "-t", "top"],

@@ -298,10 +298,10 @@ static const char *const heap_keys[] = {"size", "backend", NULL};
 static const char *const chan_keys[] = {"name", "capacity", "slot_size", "keyed", NULL};
 static const char *const sem_keys[] = {"name", "value", NULL};
 static const char *const worker_keys[] = {
-    "name",       "exec", "in",  "out",   "replicas",        "restart",
-    "depends_on", "env",  "cwd", "ready", "start_timeout_s", "stop_timeout_s",
-    "env_file",   "user", "group", "umask", "rlimits", "nice", "on_exit", "on_give_up",
-    NULL};
+    "name",       "exec",       "in",    "out",   "replicas",        "restart",
+    "depends_on", "env",        "cwd",   "ready", "start_timeout_s", "stop_timeout_s",
+    "env_file",   "user",       "group", "umask", "rlimits",         "nice",
+    "on_exit",    "on_give_up", NULL};
 static const char *const restart_keys[] = {"strategy",      "intensity",          "period_s",
                                            "on_give_up",    "backoff_initial_ms", "backoff_max_ms",
                                            "reset_after_s", "fast_fail_s",        NULL};
@@ -681,7 +681,6 @@ static void check_files(struct pctx *p) {
   }
 }
 
-
 /* ------------------------------------------------------------ operations (issue 10) */
 
 const char *const cfg_rlimit_names[RL__COUNT + 1] = {"nofile", "as", "cpu", "core", NULL};
@@ -726,8 +725,7 @@ static void parse_rlimits(struct pctx *p, const cJSON *x, const char *path, stru
            rlimit_value(cJSON_GetArrayItem(v, 1), &l->hard) && l->soft <= l->hard;
     else
       ok = rlimit_value(v, &l->soft) && ((l->hard = l->soft), true);
-    if (!ok)
-      err(p, qk, "must be a number, \"unlimited\" or [soft, hard] with soft <= hard");
+    if (!ok) err(p, qk, "must be a number, \"unlimited\" or [soft, hard] with soft <= hard");
     l->set = ok;
   }
 }
@@ -870,8 +868,7 @@ static void check_listen(struct pctx *p) {
   bool loop = strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
               (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
   if (!loop || port < 0 || port > 65535)
-    err(p, "metrics_listen", "\"%s\" is not a loopback HOST:PORT (127.0.0.1:9464, [::1]:9464)",
-        l);
+    err(p, "metrics_listen", "\"%s\" is not a loopback HOST:PORT (127.0.0.1:9464, [::1]:9464)", l);
 }
 
 static bool strv_same(char *const *a, char *const *b) {
@@ -904,9 +901,8 @@ bool cfg_worker_same(const struct cfg_worker *a, const struct cfg_worker *b) {
 }
 
 bool cfg_chan_same(const struct cfg_chan *a, const struct cfg_chan *b) {
-  return str_same(a->name, b->name) && a->capacity == b->capacity &&
-         a->slot_size == b->slot_size && a->keyed == b->keyed && a->producers == b->producers &&
-         a->consumers == b->consumers;
+  return str_same(a->name, b->name) && a->capacity == b->capacity && a->slot_size == b->slot_size &&
+         a->keyed == b->keyed && a->producers == b->producers && a->consumers == b->consumers;
 }
 
 /* ------------------------------------------------------------ entry points */

@@ -174,8 +174,8 @@ static void conn_written(uv_write_t *w, int status) {
 
 static void respond(struct conn *c) {
   bool get = strncmp(c->req, "GET ", 4) == 0;
-  bool path = get && (strncmp(c->req + 4, "/metrics ", 9) == 0 ||
-                      strncmp(c->req + 4, "/metrics?", 9) == 0);
+  bool path =
+      get && (strncmp(c->req + 4, "/metrics ", 9) == 0 || strncmp(c->req + 4, "/metrics?", 9) == 0);
   char *body = path ? metrics_text(c->sup) : strdup(get ? "not found\n" : "bad request\n");
   const char *status = path ? "200 OK" : get ? "404 Not Found" : "400 Bad Request";
   if (asprintf(&c->resp,

@@ -48,7 +48,8 @@ static struct inst *find_sender(struct sup *s, const char *msg, int pid) {
   }
   int ppid = parent_of(pid);
   for (int i = 0; i < s->ninst; i++)
-    if (s->inst[i]->pid > 0 && (s->inst[i]->pid == pid || s->inst[i]->pid == ppid)) return s->inst[i];
+    if (s->inst[i]->pid > 0 && (s->inst[i]->pid == pid || s->inst[i]->pid == ppid))
+      return s->inst[i];
   return NULL;
 }
 

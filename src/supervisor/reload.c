@@ -195,8 +195,8 @@ static void refill(struct sup *s, const struct cfg_chan *ch, struct saved **v, s
   }
   wr_chan_detach(h);
   if (rc)
-    log_msg(LOG_ERROR, "reload.error", "%s: %zu of %zu records carried over: %s", ch->name, sent,
-            n, wr_strerror(rc));
+    log_msg(LOG_ERROR, "reload.error", "%s: %zu of %zu records carried over: %s", ch->name, sent, n,
+            wr_strerror(rc));
 }
 
 static void rebuild(struct sup *s, const struct cfg_chan *old, const struct cfg_chan *neu) {

@@ -43,7 +43,7 @@ struct proc {
   struct inst *in;
   char label[64];
   int pid;
-  int open; /* handles not yet closed */
+  int open;     /* handles not yet closed */
   bool skip[2]; /* dropping the rest of a cut line */
   size_t len[2];
   char buf[2][LINE_MAX_BYTES];

@@ -73,8 +73,8 @@ struct cfg_worker {
   double start_timeout_s, stop_timeout_s;
   int order; /* position in the start order (topological) */
   /* operations (issue 10) */
-  char *env_file;   /* resolved path, or NULL; read at load and at each reload */
-  char **file_env;  /* its "KEY=VALUE" lines, applied before env */
+  char *env_file;  /* resolved path, or NULL; read at load and at each reload */
+  char **file_env; /* its "KEY=VALUE" lines, applied before env */
   int nfile_env;
   char *user, *group; /* as written, or NULL */
   int uid, gid;       /* resolved; -1 = unchanged */
@@ -103,11 +103,11 @@ struct cfg {
   double reset_after_s, fast_fail_s;
   uint32_t stats_interval_ms;
   double drain_timeout_s, stop_timeout_s, start_timeout_s;
-  char *file;           /* the config file, as given (reload reads it again) */
-  char *log_dir;        /* per-worker log files (resolved), or NULL */
+  char *file;             /* the config file, as given (reload reads it again) */
+  char *log_dir;          /* per-worker log files (resolved), or NULL */
   uint64_t log_max_bytes; /* rotate at (10 MiB) */
-  int log_files;        /* rotated files kept (5) */
-  char *metrics_listen; /* "127.0.0.1:PORT", or NULL (off) */
+  int log_files;          /* rotated files kept (5) */
+  char *metrics_listen;   /* "127.0.0.1:PORT", or NULL (off) */
 };
 
 /* Error list: every problem found, each "path: reason". */
@@ -235,12 +235,12 @@ struct sup {
   int notify_fd;
   uint64_t heap_baseline; /* heap bytes in use after the objects were built */
   uv_signal_t sig_usr2;
-  struct cfg *pending;   /* reload.c: the new config, until the retiring instances stopped */
-  bool sd_ready;         /* sdnotify.c: READY=1 sent */
-  int hooks;             /* hook processes running (hooks.c) */
-  uv_tcp_t http;         /* metrics.c: the /metrics listener, when http_on */
+  struct cfg *pending; /* reload.c: the new config, until the retiring instances stopped */
+  bool sd_ready;       /* sdnotify.c: READY=1 sent */
+  int hooks;           /* hook processes running (hooks.c) */
+  uv_tcp_t http;       /* metrics.c: the /metrics listener, when http_on */
   bool http_on;
-  char http_addr[80];    /* where it listens ("127.0.0.1:PORT") */
+  char http_addr[80]; /* where it listens ("127.0.0.1:PORT") */
 };
 
 /* run.c: the supervisor's core. */

@@ -76,7 +76,8 @@ static void draw(const cJSON *r, const cJSON *prev, double dt) {
   const cJSON *pl = prev ? cJSON_GetObjectItem(prev, "channels") : NULL;
   const cJSON *ls = cJSON_GetObjectItem(r, "channels");
   if (ls && ls->child)
-    printf("\n%-20s %5s %10s %15s %12s\n", "CHANNEL", "LANE", "RATE/s", "DEPTH/CAP", "FULL-WAITS/s");
+    printf("\n%-20s %5s %10s %15s %12s\n", "CHANNEL", "LANE", "RATE/s", "DEPTH/CAP",
+           "FULL-WAITS/s");
   for (const cJSON *l = ls ? ls->child : NULL; l; l = l->next) {
     int lane = (int)num(l, "lane");
     double ps = prev_of(pl, "channel", str(l, "channel"), lane, "sent");
