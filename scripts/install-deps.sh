@@ -2,7 +2,8 @@
 # Install, with apt, the Debian packages warren needs that are missing.
 # Non-interactive; does nothing (and needs no root) when all are present.
 set -euo pipefail
-pkgs=(meson ninja-build pkg-config gcc libuv1-dev libcjson-dev libcmocka-dev python3)
+# curl and tmux: the metrics and top tests (they skip without them)
+pkgs=(meson ninja-build pkg-config gcc libuv1-dev libcjson-dev libcmocka-dev python3 curl tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
