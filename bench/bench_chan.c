@@ -379,12 +379,15 @@ static void chan_ping(void *arg) {
       wr_chan_open(arena, "ba", WR_CONSUMER, 0, &in))
     _exit(2);
   uint64_t n = 0;
+  wr_rec r;
+  /* the reply is released after the next send: off the round trip's path */
   while (!stopped()) {
-    wr_rec r;
-    if (wr_chan_send(out, &n, 8, -1) || chan_wait_peek(in, &r, p->spin)) _exit(3);
-    wr_chan_release(in, &r);
+    if (wr_chan_send(out, &n, 8, -1)) _exit(3);
+    if (n) wr_chan_release(in, &r);
+    if (chan_wait_peek(in, &r, p->spin)) _exit(3);
     n++;
   }
+  if (n) wr_chan_release(in, &r);
   done(n);
   wr_chan_close(out);
   wr_chan_detach(out);
@@ -400,8 +403,8 @@ static void chan_pong(void *arg) {
     wr_rec r;
     if (chan_wait_peek(in, &r, p->spin)) break; /* EOF */
     uint64_t x = *(const uint64_t *)r.data;
+    if (wr_chan_send(out, &x, 8, -1)) _exit(3); /* reply first, then release */
     wr_chan_release(in, &r);
-    if (wr_chan_send(out, &x, 8, -1)) _exit(3);
   }
   wr_chan_detach(out);
   wr_chan_detach(in);

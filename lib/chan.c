@@ -8,15 +8,22 @@
  * Lane (struct wr__lane): a line of constants, a producer line (tail and the
  * producer's counters), a consumer line (head, peek mark and counters), a
  * line for `closed`, then a ring of `capacity` fixed-size slots. head and
- * tail are free-running 64-bit counters; the live range is [head, tail).
- * Each side keeps its own index and a cached copy of the other's in its
- * handle, reloading it only when the cache says full or empty.
+ * tail are free-running 64-bit counters. Each slot carries a stamp (seq + 1)
+ * written last: the consumer polls the stamp of its next slot, so one cache
+ * line brings both the record and its readiness; the producer keeps a
+ * cached copy of head and reloads it only when the cache says full. tail
+ * is the producer's published count (stats, resume point); it lags the
+ * stamps by at most one batch, and live_end() extends it over stamped
+ * slots: the live range is [head, live_end).
  *
  * Commit points (DESIGN.md "Crash consistency"):
- * - send: write slot(s), then one release store of tail publishes them; a
- *   zero-copy block is transferred worker -> lane (one CAS) BEFORE the tail
- *   store, under an intent record (SEND_BLOCK) that lets the reclaimer
- *   publish a block that was transferred but not published.
+ * - send: write the slot, then one release store of its stamp commits the
+ *   record (whole or not at all); tail is stored once per batch after. A
+ *   zero-copy block is transferred worker -> lane (one CAS) BEFORE its
+ *   stamp, under an intent record (SEND_BLOCK) that lets the reclaimer
+ *   publish a block that was transferred but not stamped. The reclaimer
+ *   also rolls tail forward over stamped records, so a restarted producer
+ *   resumes after them.
  * - receive is two-phase: peek moves only a handle-local cursor (and a peek
  *   mark used to count redeliveries); release stores head. A block being
  *   released is first transferred lane -> consumer, then head moves past
@@ -84,7 +91,7 @@ struct wr__lane {
   uint64_t block_off;          /* heap block holding the lane (= a->lanes[index]) */
   uint8_t pad0[WR__CACHELINE - 56];
   /* line 1: written by the producer only */
-  _Atomic uint64_t tail; /* release store in publish; pairs with acquire in has_data */
+  _Atomic uint64_t tail; /* records published (stamps may run ahead by a batch) */
   _Atomic uint64_t bytes, hwm, full_waits;
   _Atomic uint32_t prod_tag; /* worker holding the producer side, 0 = none */
   uint8_t pad1[WR__CACHELINE - 36];
@@ -390,11 +397,13 @@ static int pick_lane(wr_chan *c, bool keyed, uint64_t key, int64_t timeout_ns) {
   }
 }
 
-/* Make every record written up to s->pos visible: the commit of a send. */
+/* After the stamps of a send: store the published count, update the
+ * producer counters and wake the consumer if it sleeps. */
 static inline void publish(wr_chan *c, struct lside *s) {
   WR_CRASH_POINT(CHAN_SEND_BEFORE_PUBLISH);
   struct wr__lane *l = s->l;
-  /* pairs with the acquire load of tail in has_data */
+  /* the records were committed by their stamps; tail is bookkeeping, read by
+   * live_end (seq_cst load) and the stats */
   atomic_store_explicit(&l->tail, s->pos, memory_order_release);
   atomic_store_explicit(&l->bytes, s->bytes, memory_order_relaxed);
   uint64_t depth = s->pos - s->other;

@@ -19,7 +19,9 @@
  * drains its store buffer, so either the waker's store is visible to the
  * waiter's re-check or the waker's later load sees the waiter. Without
  * membarrier both sides use a seq_cst fence. A forked child starts
- * unregistered (fences) until wr__fence_register runs in it.
+ * unregistered (fences) until wr__fence_register runs in it. Assumption:
+ * every process of an arena can call membarrier, or none can (same kernel,
+ * same seccomp policy); a waiter that cannot would miss a light waker.
  */
 #include "internal.h"
 
@@ -92,32 +94,33 @@ int wr__futex_wake(_Atomic uint32_t *word, int n) {
 
 /* ------------------------------------------------------------ asymmetric fence */
 
-int wr__fence_registered;    /* this process may use the light fence */
-static int membarrier_ok = -1; /* -1 unknown, 0 no, 1 GLOBAL_EXPEDITED works */
+int wr__fence_registered;          /* this process may use the light fence */
+static _Atomic int membarrier_ok = -1; /* -1 unknown, 0 no, 1 GLOBAL_EXPEDITED works */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void fence_atfork_child(void) { wr__fence_registered = 0; }
 static void fence_atfork_setup(void) { pthread_atfork(NULL, NULL, fence_atfork_child); }
 
+static int membarrier_usable(void) {
+  int ok = atomic_load_explicit(&membarrier_ok, memory_order_relaxed);
+  if (ok < 0) {
+    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    ok = q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+         (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+    atomic_store_explicit(&membarrier_ok, ok, memory_order_relaxed);
+  }
+  return ok;
+}
+
 void wr__fence_register(void) {
   if (wr__fence_registered) return;
   pthread_once(&atfork_once, fence_atfork_setup);
-  if (membarrier_ok < 0) {
-    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-    membarrier_ok = q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
-                    (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
-  }
-  if (membarrier_ok &&
+  if (membarrier_usable() &&
       syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0)
     wr__fence_registered = 1;
 }
 
 void wr__fence_heavy(void) {
   atomic_thread_fence(memory_order_seq_cst);
-  if (membarrier_ok < 0) {
-    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-    membarrier_ok = q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
-                    (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
-  }
-  if (membarrier_ok) syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+  if (membarrier_usable()) syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
 }

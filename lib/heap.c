@@ -34,13 +34,16 @@
 
 /* ------------------------------------------------------------ size classes */
 
-#define NCLS 36
-#define SMALL_MAX 16384u
+#define NCLS 48
+#define SMALL_MAX 131072u /* above: a LARGE span of its own */
+#define SPAN_BLOCKS 8      /* classes above 16 KiB: spans of ~8 blocks, up to 16 pages */
+#define MAGIC_SHIFT 40     /* exact for delta * size < 2^40: delta < 1 MiB, size <= 128 KiB */
 
 static uint32_t cls_size[NCLS];
 static uint32_t cls_nblocks[NCLS];
 static uint32_t cls_tagbytes[NCLS];
-static uint64_t cls_magic[NCLS]; /* ceil(2^32 / size): exact division below 2^16 */
+static uint32_t cls_npages[NCLS];
+static uint64_t cls_magic[NCLS]; /* ceil(2^40 / size): division by multiplication */
 static uint8_t cls_of16[SMALL_MAX / 16 + 1];
 
 __attribute__((constructor)) static void classes_init(void) {
@@ -50,11 +53,15 @@ __attribute__((constructor)) static void classes_init(void) {
     for (uint32_t k = 1; k <= 4; k++) cls_size[n++] = base + k * base / 4;
   for (uint32_t c = 0; c < NCLS; c++) {
     uint32_t bs = cls_size[c];
-    uint32_t nb = WR__PAGE_SIZE / (bs + 4);
-    while (WR__ALIGN_UP(nb * 4u, 64) + (uint64_t)nb * bs > WR__PAGE_SIZE) nb--;
+    uint32_t np = bs <= 16384 ? 1 : (SPAN_BLOCKS * bs + WR__PAGE_SIZE - 1) / WR__PAGE_SIZE;
+    if (np > 16) np = 16;
+    uint64_t total = (uint64_t)np * WR__PAGE_SIZE;
+    uint32_t nb = (uint32_t)(total / (bs + 4));
+    while (WR__ALIGN_UP(nb * 4u, 64) + (uint64_t)nb * bs > total) nb--;
+    cls_npages[c] = np;
     cls_nblocks[c] = nb;
     cls_tagbytes[c] = (uint32_t)WR__ALIGN_UP(nb * 4u, 64);
-    cls_magic[c] = ((1ull << 32) + bs - 1) / bs;
+    cls_magic[c] = ((1ull << MAGIC_SHIFT) + bs - 1) / bs;
   }
   uint32_t c = 0;
   for (uint32_t i = 0; i <= SMALL_MAX / 16; i++) {
@@ -96,7 +103,7 @@ static _Atomic uint32_t *block_find(const wr_arena *a, uint64_t off, uint32_t *h
     uint32_t cls = a->spans[p].cls;
     if (cls >= NCLS || delta < cls_tagbytes[cls]) return NULL;
     delta -= cls_tagbytes[cls];
-    uint32_t i = (uint32_t)((delta * cls_magic[cls]) >> 32);
+    uint32_t i = (uint32_t)((delta * cls_magic[cls]) >> MAGIC_SHIFT);
     if ((uint64_t)i * cls_size[cls] != delta || i >= cls_nblocks[cls]) return NULL;
     *head = p;
     *idx = i;
@@ -397,6 +404,25 @@ void wr_heap_flush(wr_arena *a) {
   if (c) stats_flush(c);
 }
 
+/* ------------------------------------------------------------ remote frees */
+
+/* After a block of span p became PENDING: tell the span's owner. The first
+ * pending block of a span also leaves a hint, so that a producer whose
+ * consumer frees everything reuses that memory at its next refill instead
+ * of carving (and faulting in) fresh pages until the next sweep. */
+static void remote_freed(wr_arena *a, uint32_t p) {
+  struct wr__span *s = &a->spans[p];
+  uint32_t before = atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
+  uint32_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+  if (!owner) return;
+  struct wr__slot *sl = &a->slots[wr__tag_slot(owner)];
+  atomic_fetch_add_explicit(&sl->remote_frees, 1, memory_order_relaxed);
+  if (before == 0) {
+    uint32_t i = atomic_fetch_add_explicit(&sl->pending_hint_pos, 1, memory_order_relaxed);
+    atomic_store_explicit(&sl->pending_hint[i % WR__PENDING_HINTS], p + 1, memory_order_relaxed);
+  }
+}
+
 /* ------------------------------------------------------------ refill */
 
 /* Turn PENDING tags of span p into free blocks on its free list. */
@@ -480,6 +506,18 @@ static int64_t refill(struct wr__tcache *c, uint32_t cls) {
         span_collect(a, p))
       return p;
   }
+  /* Spans that others just started freeing into. */
+  struct wr__slot *me = &a->slots[a->slot];
+  for (uint32_t k = 0; k < WR__PENDING_HINTS; k++) {
+    if (!atomic_load_explicit(&me->pending_hint[k], memory_order_relaxed)) continue;
+    uint32_t q = atomic_exchange_explicit(&me->pending_hint[k], 0, memory_order_relaxed);
+    if (!q-- || q >= a->npages) continue;
+    struct wr__span *s = &a->spans[q];
+    if (atomic_load_explicit(&s->state, memory_order_acquire) != WR__SPAN_SMALL ||
+        atomic_load_explicit(&s->cache, memory_order_relaxed) != c->id || c->cur[s->cls] == q + 1)
+      continue;
+    if (span_collect(a, q)) avail_push(c, q);
+  }
   /* Others freed enough into our spans since the last look: sweep the page
    * map once for our spans with PENDING blocks (amortised over >= npages/4
    * remote frees, so a producer that hands everything away reuses memory). */
@@ -505,7 +543,7 @@ static int64_t refill(struct wr__tcache *c, uint32_t cls) {
     }
   }
   int64_t p = span_adopt(c, cls);
-  if (p < 0) p = span_new(a, 1, WR__SPAN_SMALL, cls, c->tag, c->id);
+  if (p < 0) p = span_new(a, cls_npages[cls], WR__SPAN_SMALL, cls, c->tag, c->id);
   if (p < 0) {
     /* Out of pages: collect what others freed into any span of ours. */
     for (uint32_t q = 0; q < a->npages && p < 0; q++) {
@@ -547,7 +585,7 @@ int wr_alloc(wr_arena *a, size_t size, void **ptr) {
   } else {
   slow:;
     int64_t q = refill(c, cls);
-    if (q < 0) return -WR_ENOMEM;
+    if (q < 0) return cls_npages[cls] > 1 ? alloc_large(a, c, size, ptr) : -WR_ENOMEM;
     p = (uint32_t)q;
     s = &a->spans[p];
   }
@@ -556,7 +594,7 @@ int wr_alloc(wr_arena *a, size_t size, void **ptr) {
   if (s->free_head) {
     off = s->free_head;
     s->free_head = *(uint64_t *)(a->base + off);
-    idx = (uint32_t)(((off - page_off(a, p) - cls_tagbytes[cls]) * cls_magic[cls]) >> 32);
+    idx = (uint32_t)(((off - page_off(a, p) - cls_tagbytes[cls]) * cls_magic[cls]) >> MAGIC_SHIFT);
   } else {
     idx = s->carved;
     off = block_off(a, p, cls, idx);
@@ -630,11 +668,7 @@ int wr_free(wr_arena *a, void *ptr) {
   uint32_t t = c->tag;
   if (!atomic_compare_exchange_strong(tag, &t, WR__TAG_PENDING)) return -WR_ENOTOWNER;
   WR_CRASH_POINT(HEAP_REMOTE_FREE_AFTER_TAG);
-  atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
-  uint32_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
-  if (owner)
-    atomic_fetch_add_explicit(&a->slots[wr__tag_slot(owner)].remote_frees, 1,
-                              memory_order_relaxed);
+  remote_freed(a, p);
   c->frees++;
   return 0;
 }
@@ -710,13 +744,24 @@ int wr__heap_free_as(wr_arena *a, wr_off_t off, wr_tag expect) {
   }
   uint32_t t = expect;
   if (!atomic_compare_exchange_strong(tag, &t, WR__TAG_PENDING)) return -WR_ENOTOWNER;
-  atomic_fetch_add(&s->pending, 1);
-  uint32_t owner = atomic_load(&s->owner);
-  if (owner) atomic_fetch_add(&a->slots[wr__tag_slot(owner)].remote_frees, 1);
+  remote_freed(a, p);
   return 0;
 }
 
 /* ------------------------------------------------------------ reclaim */
+
+/* Advance *p to the next span head whose extent fits the heap (a scribbled
+ * descriptor is skipped, never followed). Returns its state, or 0 at the end. */
+static uint32_t span_head_next(const wr_arena *a, uint32_t *p) {
+  for (; *p < a->npages; (*p)++) {
+    const struct wr__span *s = &a->spans[*p];
+    uint32_t st = atomic_load(&s->state);
+    if ((st == WR__SPAN_SMALL || st == WR__SPAN_LARGE) && s->npages >= 1 &&
+        s->npages <= a->npages - *p)
+      return st;
+  }
+  return 0;
+}
 
 /* Orphan span p from inside the page lock (reclaim). */
 static void orphan_locked(wr_arena *a, uint32_t p) {
@@ -747,14 +792,9 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
   wr_tag T = wr__tag_worker(slot, incarnation);
 
   page_lock(a);
-  for (uint32_t p = 0; p < a->npages;) {
+  uint32_t state;
+  for (uint32_t p = 0; (state = span_head_next(a, &p)) != 0; p += a->spans[p].npages) {
     struct wr__span *s = &a->spans[p];
-    uint32_t state = atomic_load(&s->state);
-    uint32_t n = s->npages;
-    if ((state != WR__SPAN_SMALL && state != WR__SPAN_LARGE) || n == 0 || n > a->npages - p) {
-      p++;
-      continue;
-    }
     _Atomic uint32_t *tags = span_tags(a, p);
     uint32_t owner = atomic_load(&s->owner);
     if (state == WR__SPAN_LARGE) {
@@ -770,7 +810,6 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
       } else if (owner == T) {
         atomic_store(&s->owner, 0); /* its block lives on elsewhere */
       }
-      p += n;
       continue;
     }
     uint32_t bs = cls_size[s->cls < NCLS ? s->cls : 0];
@@ -815,7 +854,6 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
         }
       }
     }
-    p += n;
   }
   page_unlock(a);
   atomic_fetch_add(&a->hdr->reclaims, 1);
@@ -906,7 +944,7 @@ int wr_heap_check(wr_arena *a, wr_heap_usage *usage, char *why, size_t whylen) {
       p += n;
       continue;
     }
-    if (s->cls >= NCLS || s->nblocks != cls_nblocks[s->cls] || n != 1)
+    if (s->cls >= NCLS || s->nblocks != cls_nblocks[s->cls] || n != cls_npages[s->cls])
       FAIL("page %u: small span with bad class %u / %u blocks", p, s->cls, s->nblocks);
     if (owner == 0) {
       u.orphan_spans++;
@@ -940,14 +978,9 @@ out:
 uint64_t wr_heap_bytes_owned(wr_arena *a, wr_tag tag) {
   uint64_t bytes = 0;
   page_lock(a);
-  for (uint32_t p = 0; p < a->npages;) {
+  uint32_t state;
+  for (uint32_t p = 0; (state = span_head_next(a, &p)) != 0; p += a->spans[p].npages) {
     struct wr__span *s = &a->spans[p];
-    uint32_t state = atomic_load(&s->state);
-    uint32_t n = s->npages;
-    if ((state != WR__SPAN_SMALL && state != WR__SPAN_LARGE) || n == 0 || n > a->npages - p) {
-      p++;
-      continue;
-    }
     _Atomic uint32_t *tags = span_tags(a, p);
     if (state == WR__SPAN_LARGE) {
       if (atomic_load(&tags[0]) == tag) bytes += large_bytes(s);
@@ -955,7 +988,6 @@ uint64_t wr_heap_bytes_owned(wr_arena *a, wr_tag tag) {
       for (uint32_t i = 0; i < s->nblocks; i++)
         if (atomic_load_explicit(&tags[i], memory_order_relaxed) == tag) bytes += cls_size[s->cls];
     }
-    p += n;
   }
   page_unlock(a);
   return bytes;

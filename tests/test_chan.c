@@ -364,6 +364,61 @@ static void test_zero_copy(void **state) {
   assert_int_equal(heap_bytes(a), base);
 }
 
+/* Zero-copy of small blocks: the consumer frees each block remotely (into
+ * the producer's spans). The producer must reuse those blocks, not carve
+ * new spans until the arena is full (it did before heap.c's remote_frees
+ * sweep: high-water 250 of 250 pages). 20000 x 8 KiB = 160 MiB through a
+ * 16 MiB arena, at most 16 records in flight: the heap must stay small. */
+#define SMALL_N 20000
+
+static int small_producer(wr_arena *a, void *arg) {
+  (void)arg;
+  wr_chan *p;
+  if (wr_chan_open(a, "zs", WR_PRODUCER, 0, &p)) return 10;
+  for (uint64_t i = 0; i < SMALL_N; i++) {
+    void *b;
+    if (wr_alloc(a, 8192, &b)) return 11;
+    memcpy(b, &i, sizeof i);
+    if (wr_chan_send_block(p, b, 8192, -1)) return 12;
+  }
+  wr_chan_close(p);
+  wr_chan_detach(p);
+  return 0;
+}
+
+static int small_consumer(wr_arena *a, void *arg) {
+  (void)arg;
+  wr_chan *c;
+  if (wr_chan_open(a, "zs", WR_CONSUMER, 0, &c)) return 20;
+  for (uint64_t i = 0;; i++) {
+    wr_rec r;
+    int rc = wr_chan_peek(c, &r, -1);
+    if (rc == -WR_EOF) return i == SMALL_N ? 0 : 21;
+    if (rc || *(const uint64_t *)r.data != i || wr_chan_release(c, &r)) return 22;
+  }
+}
+
+static void test_zero_copy_reuses_remote_frees(void **state) {
+  (void)state;
+  wr_arena *a;
+  wr_arena_opts ao = {.size = 16ull << 20};
+  assert_int_equal(wr_arena_create(&ao, &a), 0);
+  wr_chan_opts o = {.capacity = 16, .slot_size = 8};
+  assert_int_equal(wr_chan_create(a, "zs", &o), 0);
+  pid_t cp = spawn_worker(a, NULL, small_consumer, NULL);
+  pid_t pp = spawn_worker(a, NULL, small_producer, NULL);
+  assert_int_equal(join(a, pp, NULL), 0);
+  assert_int_equal(join(a, cp, NULL), 0);
+  wr_heap_stats hs;
+  assert_int_equal(wr_heap_stats_get(a, &hs), 0);
+  print_message("8 KiB zero-copy: page high-water %llu of %llu\n",
+                (unsigned long long)hs.pages_hwm, (unsigned long long)hs.pages_total);
+  assert_true(hs.pages_hwm < hs.pages_total / 4);
+  assert_checks_green(a);
+  assert_int_equal(wr_chan_destroy(a, "zs"), 0);
+  wr_arena_detach(a);
+}
+
 /* ------------------------------------------------------------ streaming order */
 
 struct stream_res {
@@ -603,6 +658,7 @@ int main(void) {
       cmocka_unit_test(test_keyed),
       cmocka_unit_test(test_close_side),
       cmocka_unit_test(test_zero_copy),
+      cmocka_unit_test(test_zero_copy_reuses_remote_frees),
       cmocka_unit_test(test_interrupt),
       cmocka_unit_test(test_order_one_lane),
       cmocka_unit_test(test_order_2x2),

@@ -14,13 +14,6 @@
 #include <pthread.h>
 #include <string.h>
 
-static wr_arena *make(uint64_t size) {
-  wr_arena_opts o = {.size = size};
-  wr_arena *a = NULL;
-  assert_int_equal(wr_arena_create(&o, &a), 0);
-  return a;
-}
-
 static void fill(void *p, size_t n, uint8_t seed) {
   for (size_t i = 0; i < n; i++) ((uint8_t *)p)[i] = (uint8_t)(seed + i * 7);
 }
@@ -36,7 +29,7 @@ static void test_every_size(void **state) {
   static void *ptrs[N];
   static size_t sizes[N];
   size_t k = 0;
-  for (size_t s = 1; s <= 16384 + 64 && k < N; s += (s < 256 ? 1 : s / 9)) {
+  for (size_t s = 1; s <= 140000 && k < N; s += (s < 256 ? 1 : s / 9)) {
     sizes[k] = s;
     assert_int_equal(wr_alloc(a, s, &ptrs[k]), 0);
     assert_int_equal((uintptr_t)ptrs[k] % 16, 0);
@@ -57,7 +50,7 @@ static void test_every_size(void **state) {
 
 static void test_large(void **state) {
   wr_arena *a = make(64 << 20);
-  size_t sizes[] = {16385, 65536, 65536 * 3 + 5, 1 << 20, 10 << 20};
+  size_t sizes[] = {131073, 200000, 65536 * 3 + 5, 1 << 20, 10 << 20};
   void *p[5];
   for (int i = 0; i < 5; i++) {
     assert_int_equal(wr_alloc(a, sizes[i], &p[i]), 0);
@@ -126,7 +119,7 @@ static void test_bad_frees(void **state) {
   void *p, *l;
   int local;
   assert_int_equal(wr_alloc(a, 64, &p), 0);
-  assert_int_equal(wr_alloc(a, 100000, &l), 0);
+  assert_int_equal(wr_alloc(a, 200000, &l), 0);
   assert_int_equal(wr_free(a, (uint8_t *)p + 16), -WR_EINVAL);
   assert_int_equal(wr_free(a, &local), -WR_EINVAL);
   assert_int_equal(wr_free(a, wr_ptr(a, 4096)), -WR_EINVAL); /* header, not heap */

@@ -141,7 +141,6 @@ cJSON *reload_request(struct sup *s, const char *why) {
 
 /* ------------------------------------------------------------ the swap */
 
-#ifdef WR_HAVE_CHAN
 struct saved {
   uint64_t key;
   uint32_t len;
@@ -230,19 +229,14 @@ static void rebuild(struct sup *s, const struct cfg_chan *old, const struct cfg_
     free(v[i]);
   free(v);
 }
-#endif
 
 static void swap_channels(struct sup *s, const struct cfg *oc, const struct cfg *nc) {
-#ifdef WR_HAVE_CHAN
   for (int i = 0; i < oc->nchans; i++) {
     int f = chan_fate(oc, nc, i);
     if (f) rebuild(s, &oc->chans[i], f == 1 ? &nc->chans[chan_idx(nc, oc->chans[i].name)] : NULL);
   }
   for (int j = 0; j < nc->nchans; j++)
     if (chan_idx(oc, nc->chans[j].name) < 0) rebuild(s, NULL, &nc->chans[j]);
-#else
-  (void)s, (void)oc, (void)nc;
-#endif
 }
 
 static void stats_timer_cb(uv_timer_t *t) { stats_log(t->data); }
