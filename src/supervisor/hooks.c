@@ -9,9 +9,10 @@
  * environment plus WARREN_HOOK (on_exit / on_give_up), WARREN_WORKER (the
  * instance's label), WARREN_EXIT_CODE, WARREN_EXIT_SIGNAL (0 when none),
  * WARREN_RESTARTS and WARREN_SUPERVISOR. The supervisor does not wait for
- * it, except at the end of a run (hooks_kill sends SIGTERM to those still
- * running, and the run ends when they have exited). Hook pids are known
- * here so that reap_orphans leaves them to libuv.
+ * it, except at the end of a run, which waits for the hooks still running
+ * (the on_exit hooks of the last exits, say) at most stop_timeout_s before
+ * it SIGKILLs them (hooks_drain). Hook pids are known here so that
+ * reap_orphans leaves them to libuv.
  */
 #include "sup.h"
 
@@ -61,9 +62,26 @@ bool hook_pid(int pid) {
   return false;
 }
 
-void hooks_kill(struct sup *s) {
+static uv_timer_t g_timer;
+static bool g_timer_on;
+
+static void hooks_timeout(uv_timer_t *t) {
   for (int i = 0; i < MAX_HOOKS; i++)
-    if (g_hooks[i] && g_hooks[i]->p.pid > 1) kill(-g_hooks[i]->p.pid, SIGTERM);
+    if (g_hooks[i] && g_hooks[i]->p.pid > 1) {
+      log_msg(LOG_WARN, "hook.kill", "%s %s: still running at the end, SIGKILL",
+              g_hooks[i]->label, g_hooks[i]->which);
+      kill(-g_hooks[i]->p.pid, SIGKILL);
+    }
+}
+
+bool hooks_drain(struct sup *s) {
+  if (s->hooks == 0) return true;
+  if (!g_timer_on) { /* closed with the loop's other handles */
+    g_timer_on = true;
+    uv_timer_init(s->loop, &g_timer);
+    uv_timer_start(&g_timer, hooks_timeout, (uint64_t)(s->cfg->stop_timeout_s * 1000), 0);
+  }
+  return false;
 }
 
 void hook_run(struct sup *s, struct inst *in, const char *which, char *const *argv) {

@@ -263,7 +263,7 @@ static bool dependents_running(struct sup *s, int w) {
 }
 
 static void finish(struct sup *s) {
-  if (s->hooks > 0) return; /* the last hook's exit calls sup_kick again */
+  if (!hooks_drain(s)) return; /* the last hook's exit calls sup_kick again */
   stats_log(s);
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "exit_code", s->exit_code);
@@ -296,7 +296,6 @@ void sup_kick(struct sup *s) {
     for (int i = 0; i < s->ninst; i++)
       any = any || running(s->inst[i]);
     if (!any) {
-      hooks_kill(s);
       finish(s);
       return;
     }

@@ -313,7 +313,9 @@ int top_client(const char *sock);
 /* hooks.c: on_exit / on_give_up commands. */
 void hook_run(struct sup *s, struct inst *in, const char *which, char *const *argv);
 bool hook_pid(int pid); /* one of ours (reap_orphans must leave it to libuv) */
-void hooks_kill(struct sup *s);
+/* At the end of a run: true when no hook runs; else waits (the last hook's
+ * exit calls sup_kick again), SIGKILLing them after stop_timeout_s. */
+bool hooks_drain(struct sup *s);
 
 /* metrics.c: Prometheus text exposition, and the loopback /metrics listener. */
 char *metrics_text(struct sup *s); /* malloc'd */
