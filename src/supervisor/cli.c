@@ -152,14 +152,20 @@ static int client(const char *cmd, const char *worker, const char *name, const c
   } else if (strcmp(cmd, "metrics") == 0) {
     fputs(cJSON_GetStringValue(cJSON_GetObjectItem(r, "text")), stdout);
   } else if (strcmp(cmd, "reload") == 0) {
-    char *s = cJSON_PrintUnformatted(r);
-    puts(s);
-    free(s);
+    static const char *const parts[] = {"restart", "add", "remove", "rebuild"};
+    printf("reload:");
+    for (int i = 0; i < 4; i++) {
+      char *v = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, parts[i]));
+      printf(" %s %s", parts[i], v);
+      free(v);
+    }
+    printf(" unchanged %d\n", (int)cJSON_GetNumberValue(cJSON_GetObjectItem(r, "unchanged")));
   }
   if (!cJSON_IsTrue(cJSON_GetObjectItem(r, "ok"))) {
     const cJSON *errs = cJSON_GetObjectItem(r, "errors");
     for (const cJSON *e = errs ? errs->child : NULL; e; e = e->next)
       fprintf(stderr, "  %s\n", e->valuestring);
+    if (errs) code = SUP_EXIT_USAGE; /* a bad config, as `warren check` */
   }
   if (code == 0 && strcmp(cmd, "status") == 0 && !cJSON_IsTrue(cJSON_GetObjectItem(r, "all_ready")))
     code = SUP_EXIT_FAIL;
