@@ -41,7 +41,6 @@ uint64_t sup_now_ms(struct sup *s) {
 bool inst_running(const struct inst *in) {
   return in->state == ST_STARTING || in->state == ST_READY || in->state == ST_STOPPING;
 }
-#define running inst_running
 
 static void log_state(struct inst *in, int from, int ev) {
   cJSON *o = cJSON_CreateObject();
@@ -255,7 +254,7 @@ static bool deps_ready(struct sup *s, const struct inst *in) {
 static bool dependents_running(struct sup *s, int w) {
   for (int i = 0; i < s->ninst; i++) {
     const struct cfg_worker *o = &s->cfg->workers[s->inst[i]->w];
-    if (!running(s->inst[i])) continue;
+    if (!inst_running(s->inst[i])) continue;
     for (int k = 0; k < o->ndeps; k++)
       if (o->dep_idx[k] == w) return true;
   }
@@ -276,7 +275,7 @@ static void finish(struct sup *s) {
 static void stop_next_tier(struct sup *s) {
   for (int i = 0; i < s->ninst; i++) {
     struct inst *in = s->inst[i];
-    if (in->state != ST_STOPPING && running(in) && !dependents_running(s, in->w))
+    if (in->state != ST_STOPPING && inst_running(in) && !dependents_running(s, in->w))
       sup_dispatch(in, EV_STOP);
   }
 }
@@ -294,7 +293,7 @@ void sup_kick(struct sup *s) {
   if (s->stopping) {
     bool any = false;
     for (int i = 0; i < s->ninst; i++)
-      any = any || running(s->inst[i]);
+      any = any || inst_running(s->inst[i]);
     if (!any) {
       finish(s);
       return;
@@ -337,14 +336,14 @@ void sup_stop(struct sup *s, const char *why) {
   for (int i = 0; i < s->ninst; i++) {
     struct inst *in = s->inst[i];
     in->want = false;
-    if (!running(in)) sup_dispatch(in, EV_STOP);
+    if (!inst_running(in)) sup_dispatch(in, EV_STOP);
   }
   /* Close the sources and let the pipeline drain. */
   bool sources = false;
   for (int i = 0; i < s->ninst; i++) {
     struct inst *in = s->inst[i];
     const struct cfg_worker *w = &s->cfg->workers[in->w];
-    if (w->nin == 0 && w->nout > 0 && running(in)) {
+    if (w->nin == 0 && w->nout > 0 && inst_running(in)) {
       sources = true;
       sup_dispatch(in, EV_STOP);
     }

@@ -8,6 +8,12 @@
  * `struct proc` (spawn.c: the libuv process handle and the two pipes that
  * capture its output). Everything that touches channels and semaphores is
  * in objects.c.
+ *
+ * Operations (issue 10), one file a concern: reload.c (reload and SIGHUP),
+ * metrics.c (Prometheus text, the /metrics listener), events.c (`warren
+ * events`), top.c (`warren top`), hooks.c (on_exit / on_give_up),
+ * logfile.c (log_dir, rotation, SIGUSR2), sdnotify.c (Type=notify); the
+ * per-worker process settings are applied by warren-shim (shim.c).
  */
 #ifndef WARREN_SUP_H
 #define WARREN_SUP_H
