@@ -229,6 +229,8 @@ struct sup {
   int *winst;    /* first instance index of each worker */
   bool stopping; /* graceful stop in progress */
   bool draining; /* sources were stopped; waiting for the pipeline */
+  int out_pipes;  /* worker stdout/stderr pipes not yet at end of file */
+  bool pipes_forced, finished; /* finish(): gave up waiting for them; done */
   int exit_code;
   char self_dir[4096]; /* directory of the warren executable */
   char shim[4096];     /* path of warren-shim (plain commands run under it) */
