@@ -161,6 +161,27 @@ def case_reload_channel():
           (produced, consumed, r.evs("channel.rebuild")))
 
 
+def case_reload_producer():
+    # Only the producer changes; it closes its output when stopped (as the stock
+    # stages do), so the channel is rebuilt and its consumer restarted with it.
+    r = Run("pipeline.json")
+    r.all_ready()
+    r.wait(lambda: [e for e in r.evs("channel.stats", channel="nums") if e["sent"] > 100],
+           "records flowing")
+    rewrite(r, lambda c: c["workers"][0].update(env={"V": "2"}))
+    rc, out, err = r.ctl("reload", "--json")
+    check(rc == 0 and json.loads(out)["restart"] == ["source"], "plan: %s %s" % (out, err))
+    r.wait_event("reload.cascade", channel="nums", restart=["sink"])
+    r.wait_event("supervisor.reloaded")
+    n = len(r.evs())
+    r.all_ready()
+    r.wait(lambda: [e for e in r.evs()[n:] if e.get("event") == "channel.stats" and
+                    e["sent"] > 100 and not e["closed"]], "records flowing again")
+    r.stop()
+    produced, consumed = total(r, "produced.0"), total(r, "consumed.0")
+    check(produced > 0 and produced == consumed, "produced %d, consumed %d" % (produced, consumed))
+
+
 # ------------------------------------------------------------------ metrics, events, top
 
 METRIC = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$')

@@ -15,6 +15,10 @@
  *    indices...), or it uses a channel being rebuilt. Retiring instances
  *    are stopped (SIGTERM, stop_timeout) without their outputs being closed
  *    and without restart; the others keep running and are not touched.
+ *    A producer that closes its output when stopped (the stock stages do)
+ *    ends the stream for its consumers; so once the retiring instances have
+ *    stopped, a channel they closed is rebuilt too, and its consumers retire
+ *    with it (event reload.cascade; repeated until nothing more closes).
  * 3. Swap (reload_progress, from sup_kick, once no retiring instance runs):
  *    each rebuilt channel is emptied into the supervisor's memory (it is
  *    slot 0 and may open any side nobody holds), destroyed, created in its
@@ -43,10 +47,13 @@ static int chan_idx(const struct cfg *c, const char *name) {
   return -1;
 }
 
-/* Old channel i: 0 kept, 1 rebuilt (shape changed), 2 removed. */
+static bool *g_late; /* the reload in progress: s->late */
+
+/* Old channel i: 0 kept, 1 rebuilt (shape changed, or closed by a retiring
+ * producer), 2 removed. */
 static int chan_fate(const struct cfg *oc, const struct cfg *nc, int i) {
   int j = chan_idx(nc, oc->chans[i].name);
-  return j < 0 ? 2 : cfg_chan_same(&oc->chans[i], &nc->chans[j]) ? 0 : 1;
+  return j < 0 ? 2 : cfg_chan_same(&oc->chans[i], &nc->chans[j]) && !(g_late && g_late[i]) ? 0 : 1;
 }
 
 static bool retires(const struct cfg *oc, const struct cfg *nc, const struct inst *in) {
@@ -133,6 +140,7 @@ cJSON *reload_request(struct sup *s, const char *why) {
   }
   cJSON_AddNumberToObject(r, "unchanged", kept);
   s->pending = nc;
+  s->late = g_late = calloc((size_t)oc->nchans + 1, sizeof(bool));
   sdnotify("RELOADING=1");
   log_event(LOG_INFO, "supervisor.reload", cJSON_Duplicate(r, 1));
   sup_kick(s);
@@ -241,9 +249,57 @@ static void swap_channels(struct sup *s, const struct cfg *oc, const struct cfg 
 
 static void stats_timer_cb(uv_timer_t *t) { stats_log(t->data); }
 
+static bool uses(const struct cfg_worker *w, int ch, bool out) {
+  for (int k = 0; k < (out ? w->nout : w->nin); k++)
+    if ((out ? w->out_chan : w->in_chan)[k] == ch) return true;
+  return false;
+}
+
+/* A kept channel that a retiring producer closed: rebuild it and retire its
+ * consumers (they saw, or will see, the end of the stream). True if any. */
+static bool cascade(struct sup *s) {
+  const struct cfg *oc = s->cfg;
+  bool more = false;
+  for (int i = 0; i < oc->nchans; i++) {
+    if (chan_fate(oc, s->pending, i)) continue;
+    bool retiring_producer = false;
+    for (int k = 0; k < s->ninst; k++)
+      retiring_producer |= s->inst[k]->retiring && uses(&oc->workers[s->inst[k]->w], i, true);
+    if (!retiring_producer) continue;
+    wr_lane_stats few[64], *ls = few;
+    int n = wr_chan_stats(s->arena, oc->chans[i].name, few, 64);
+    wr_lane_stats *big = n > 64 ? calloc((size_t)n, sizeof *big) : NULL;
+    if (big) {
+      ls = big;
+      n = wr_chan_stats(s->arena, oc->chans[i].name, ls, (size_t)n);
+    }
+    bool closed = false;
+    for (int l = 0; l < n && (big || l < 64); l++)
+      closed |= ls[l].closed != 0;
+    free(big);
+    if (!closed) continue;
+    s->late[i] = more = true;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "channel", oc->chans[i].name);
+    cJSON *who = cJSON_AddArrayToObject(o, "restart");
+    for (int k = 0; k < s->ninst; k++) {
+      struct inst *in = s->inst[k];
+      if (in->retiring || !uses(&oc->workers[in->w], i, false)) continue;
+      cJSON_AddItemToArray(who, cJSON_CreateString(in->label));
+      in->retiring = true;
+      in->want = false;
+      sup_dispatch(in, EV_STOP);
+    }
+    log_event(LOG_INFO, "reload.cascade", o);
+  }
+  return more;
+}
+
 void reload_progress(struct sup *s) {
-  for (int i = 0; i < s->ninst; i++)
-    if (s->inst[i]->retiring && inst_running(s->inst[i])) return;
+  do {
+    for (int i = 0; i < s->ninst; i++)
+      if (s->inst[i]->retiring && inst_running(s->inst[i])) return;
+  } while (cascade(s));
   struct cfg *nc = s->pending, old = *s->cfg;
   s->pending = NULL;
   swap_channels(s, &old, nc);
@@ -292,6 +348,8 @@ void reload_progress(struct sup *s) {
   s->winst = winst;
   s->ninst = ninst;
   cfg_free(&old);
+  free(s->late);
+  s->late = g_late = NULL;
   wr_heap_usage u;
   wr_heap_check(s->arena, &u, NULL, 0);
   s->heap_baseline = u.bytes;

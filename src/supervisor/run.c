@@ -561,6 +561,7 @@ int sup_run(struct cfg *c, const char *sock_override) {
   if (s->pending) {
     cfg_free(s->pending);
     free(s->pending);
+    free(s->late);
   }
   logfile_close_all();
   free(s->winst);

@@ -244,6 +244,7 @@ struct sup {
   uint64_t heap_baseline; /* heap bytes in use after the objects were built */
   uv_signal_t sig_usr2;
   struct cfg *pending; /* reload.c: the new config, until the retiring instances stopped */
+  bool *late;          /* reload.c: per old channel, rebuilt because a producer closed it */
   bool sd_ready;       /* sdnotify.c: READY=1 sent */
   int hooks;           /* hook processes running (hooks.c) */
   uv_tcp_t http;       /* metrics.c: the /metrics listener, when http_on */
