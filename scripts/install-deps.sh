@@ -2,7 +2,9 @@
 # Install, with apt, the Debian packages warren needs that are missing.
 # Non-interactive; does nothing (and needs no root) when all are present.
 set -euo pipefail
-pkgs=(meson ninja-build pkg-config gcc libuv1-dev libcjson-dev libcmocka-dev python3 python3-dev)
+# curl and tmux: the metrics and top tests (they skip without them);
+# python3-dev: the Python binding's C extension
+pkgs=(meson ninja-build pkg-config gcc libuv1-dev libcjson-dev libcmocka-dev python3 python3-dev curl tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
