@@ -4,7 +4,8 @@
 set -euo pipefail
 # curl and tmux: the metrics and top tests (they skip without them);
 # python3-dev: the Python binding's C extension
-pkgs=(meson ninja-build pkg-config gcc libuv1-dev libcjson-dev libcmocka-dev python3 python3-dev curl tmux)
+pkgs=(meson ninja-build pkg-config gcc libuv1-dev libcjson-dev libcmocka-dev python3 python3-dev
+      curl tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
