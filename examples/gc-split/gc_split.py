@@ -175,7 +175,7 @@ def run_warren(n, items):
     with open(cfg_path, "w") as f:
         json.dump(cfg, f)
     env = dict(os.environ, GC_SPLIT_OUT=out, GC_SPLIT_ITEMS=str(items), XDG_RUNTIME_DIR=out)
-    warren = os.environ.get("WARREN", "warren")
+    warren = os.environ.get("WARREN") or _find_warren()
     t0 = time.monotonic()
     with open(os.path.join(out, "log"), "w") as log:
         rc = subprocess.run([warren, "run", cfg_path, "--socket", os.path.join(out, "s")],
@@ -190,6 +190,21 @@ def run_warren(n, items):
     r["with_startup_s"] = round(total, 3)
     assert s["results"] == items, s["results"]
     return r
+
+
+def _find_warren():
+    """$WARREN, else the build tree's (beside the warren package warren-python
+    put on the path), else `warren` on PATH."""
+    import shutil
+    try:
+        import warren as w
+        p = os.path.join(os.path.dirname(w.__file__), "..", "..", "..", "src", "supervisor",
+                         "warren")
+        if os.access(p, os.X_OK):
+            return os.path.normpath(p)
+    except ImportError:
+        pass
+    return shutil.which("warren") or sys.exit("warren not found: set WARREN=path/to/warren")
 
 
 def role_source():
@@ -262,11 +277,11 @@ def main():
     print(f"{'mode':9} {'wall s':>7} {'GCs':>5} {'GC ms':>7} {'longest ms':>10} {'gen':>3}  "
           f"stopped by the longest pause")
     for r in rows:
-        who = ("all %d threads (the collector holds the GIL)" % n if r["mode"] == "threads"
-               else "worker %d only; %s kept working" % (r["in_worker"], r["kept_working"]))
+        who = ("%d of %d workers (finished nothing during it)" % (r["stopped"], n)
+               if r["stopped"] == n else "worker %d only; %s finished items during it"
+               % (r["in_worker"], r["kept_working"]))
         print(f"{r['mode']:9} {r['wall_s']:7.2f} {r['gcs']:5} {r.get('gc_total_ms', 0):7.1f} "
-              f"{r.get('longest_ms', 0):10.2f} {r.get('longest_gen', '-'):>3}  {who}"
-              f"  (finished an item during it: {r.get('kept_working')})")
+              f"{r.get('longest_ms', 0):10.2f} {r.get('longest_gen', '-'):>3}  {who}")
         if "with_startup_s" in r:
             print(f"{'':9} {r['with_startup_s']:7.2f}  (warren run, start-up of 6 interpreters "
                   "included)")
