@@ -278,7 +278,7 @@ def main():
           f"stopped by the longest pause")
     for r in rows:
         who = ("%d of %d workers (finished nothing during it)" % (r["stopped"], n)
-               if r["stopped"] == n else "worker %d only; %s finished items during it"
+               if r["stopped"] == n else "in worker %d; workers %s finished items during it"
                % (r["in_worker"], r["kept_working"]))
         print(f"{r['mode']:9} {r['wall_s']:7.2f} {r['gcs']:5} {r.get('gc_total_ms', 0):7.1f} "
               f"{r.get('longest_ms', 0):10.2f} {r.get('longest_gen', '-'):>3}  {who}")
