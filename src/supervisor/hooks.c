@@ -93,18 +93,9 @@ void hook_run(struct sup *s, struct inst *in, const char *which, char *const *ar
     log_msg(LOG_ERROR, "hook.error", "%s %s: too many hooks running", in->label, which);
     return;
   }
-  size_t n = 0;
-  while (environ[n])
-    n++;
-  char **env = calloc(n + (size_t)w->nenv + (size_t)w->nfile_env + 8, sizeof(char *));
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], "WARREN_", 7) && strncmp(environ[i], "NOTIFY_SOCKET=", 14))
-      env[k++] = strdup(environ[i]);
-  for (int i = 0; i < w->nfile_env; i++)
-    env[k++] = strdup(w->file_env[i]);
-  for (int i = 0; i < w->nenv; i++)
-    env[k++] = strdup(w->env[i]);
+  size_t k;
+  char **env = env_for_worker(w, 8, &k);
+  if (!env) return;
   char *v;
 #define ADD(...)                                                                                   \
   if (asprintf(&v, __VA_ARGS__) >= 0) env[k++] = v

@@ -150,19 +150,29 @@ static void chan_list(char *buf, size_t len, const struct cfg_worker *w, const s
   }
 }
 
-static char **build_env(struct sup *s, struct inst *in, const struct cfg_worker *w) {
+/* warren's environment without WARREN_* and NOTIFY_SOCKET, then the
+ * worker's env_file and env entries; room for `extra` more and the NULL.
+ * *k gets the number of entries filled. Shared with hooks.c. */
+char **env_for_worker(const struct cfg_worker *w, size_t extra, size_t *k) {
   size_t n = 0;
   while (environ[n])
     n++;
-  char **env = calloc(n + (size_t)w->nenv + (size_t)w->nfile_env + 16, sizeof(char *));
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
+  char **env = calloc(n + (size_t)w->nenv + (size_t)w->nfile_env + extra + 1, sizeof(char *));
+  *k = 0;
+  for (size_t i = 0; env && i < n; i++)
     if (strncmp(environ[i], "WARREN_", 7) && strncmp(environ[i], "NOTIFY_SOCKET=", 14))
-      env[k++] = strdup(environ[i]);
-  for (int i = 0; i < w->nfile_env; i++)
-    env[k++] = strdup(w->file_env[i]);
-  for (int i = 0; i < w->nenv; i++)
-    env[k++] = strdup(w->env[i]);
+      env[(*k)++] = strdup(environ[i]);
+  for (int i = 0; env && i < w->nfile_env; i++)
+    env[(*k)++] = strdup(w->file_env[i]);
+  for (int i = 0; env && i < w->nenv; i++)
+    env[(*k)++] = strdup(w->env[i]);
+  return env;
+}
+
+static char **build_env(struct sup *s, struct inst *in, const struct cfg_worker *w) {
+  size_t k;
+  char **env = env_for_worker(w, 16, &k);
+  if (!env) return NULL;
   char chans[4096];
 #define ADD(...)                                                                                   \
   do {                                                                                             \

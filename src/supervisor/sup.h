@@ -266,6 +266,7 @@ int sup_restart_worker(struct sup *s, const char *name);
 uint64_t sup_now_ms(struct sup *s);
 
 /* spawn.c */
+char **env_for_worker(const struct cfg_worker *w, size_t extra, size_t *k);
 int spawn_inst(struct sup *s, struct inst *in);
 void spawn_signal(struct inst *in, int sig);
 void reap_orphans(struct sup *s);
