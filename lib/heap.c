@@ -762,6 +762,7 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
       p++;
       continue;
     }
+    WR_CRASH_POINT(HEAP_RECLAIM_MID); /* a reclaimer dies holding the page lock */
     _Atomic uint32_t *tags = span_tags(a, p);
     uint32_t owner = atomic_load(&s->owner);
     if (state == WR__SPAN_LARGE) {

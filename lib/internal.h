@@ -332,6 +332,7 @@ static inline void wr__fence_light(void) {
   XX(HEAP_REALLOC_AFTER_COPY, "heap.realloc.after_copy")               \
   XX(HEAP_TRANSFER_AFTER_SHARED, "heap.transfer.after_shared")         \
   XX(HEAP_RELEASE_AFTER_ORPHAN, "heap.release.after_orphan")           \
+  XX(HEAP_RECLAIM_MID, "heap.reclaim.mid")                             \
   XX(NAME_BIND_AFTER_BUSY, "name.bind.after_busy")                     \
   XX(NAME_BIND_AFTER_TRANSFER, "name.bind.after_transfer")             \
   XX(NAME_UNBIND_AFTER_FREE, "name.unbind.after_free")               \
