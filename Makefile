@@ -5,7 +5,7 @@ BUILD     ?= build
 TESTBUILD ?= build-test
 MESON_TEST_OPTS ?=
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build run test bench fuzz clean
 
 all: build
 
@@ -31,6 +31,12 @@ test: deps $(TESTBUILD)/build.ninja
 
 bench: build
 	@scripts/run-bench.sh $(BUILD)
+
+# libFuzzer harnesses (clang), FUZZ_SECONDS each; CI runs them briefly.
+FUZZ_SECONDS ?= 600
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@scripts/fuzz.sh $(FUZZ_SECONDS) build-fuzz
 
 clean:
 	rm -rf $(BUILD) $(TESTBUILD)

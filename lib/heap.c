@@ -84,6 +84,19 @@ static inline uint64_t block_off(const wr_arena *a, uint32_t p, uint32_t cls, ui
   return page_off(a, p) + cls_tagbytes[cls] + (uint64_t)idx * cls_size[cls];
 }
 
+/* Is the descriptor of span head p (state SMALL or LARGE) one the heap
+ * could have written? The supervisor's scans (reclaim, checks, stats) skip
+ * a scribbled one instead of trusting its npages/nblocks; the checker
+ * reports it. */
+static bool span_shape_ok(const wr_arena *a, uint32_t p, uint32_t state) {
+  const struct wr__span *s = &a->spans[p];
+  uint32_t n = s->npages;
+  if (n == 0 || n > a->npages - p) return false;
+  if (state == WR__SPAN_LARGE) return true;
+  return state == WR__SPAN_SMALL && s->cls < NCLS && s->nblocks == cls_nblocks[s->cls] &&
+         n == cls_npages[s->cls];
+}
+
 /* Locate the block at `off`: its span head page, and for SMALL spans its
  * index. Returns the tag word or NULL if off is not a block start. Safe on
  * any offset (bounds- and shape-checked). */
@@ -109,7 +122,7 @@ static _Atomic uint32_t *block_find(const wr_arena *a, uint64_t off, uint32_t *h
     *idx = i;
     return &span_tags(a, p)[i];
   }
-  if (st == WR__SPAN_LARGE && delta == WR__SPAN_HDR) {
+  if (st == WR__SPAN_LARGE && delta == WR__SPAN_HDR && span_shape_ok(a, p, st)) {
     *head = p;
     *idx = 0;
     return &span_tags(a, p)[0];
@@ -126,7 +139,8 @@ static inline uint64_t large_bytes(const struct wr__span *s) {
 static void page_map_repair(wr_arena *a);
 
 static void page_lock(wr_arena *a) {
-  if (wr__robust_lock(&a->hdr->page_lock.m)) {
+  pthread_mutex_t *m = &a->hdr->page_lock.m;
+  if (a->slot == 0 ? wr__robust_lock_bounded(m, WR__LOCK_PATIENCE_NS) : wr__robust_lock(m)) {
     page_map_repair(a);
     wr__robust_unlock(&a->hdr->page_lock.m, true);
     page_lock(a);
@@ -138,6 +152,7 @@ static void page_unlock(wr_arena *a) { wr__robust_unlock(&a->hdr->page_lock.m, f
  * FREE the span is gone; stray CONT pages are freed by the repair. */
 static void pages_release_locked(wr_arena *a, uint32_t p) {
   uint32_t n = a->spans[p].npages;
+  if (n == 0 || n > a->npages - p) n = 1; /* scribbled: the repair frees the rest */
   atomic_store_explicit(&a->spans[p].state, WR__SPAN_FREE, memory_order_release);
   for (uint32_t i = 1; i < n; i++) atomic_store(&a->spans[p + i].state, WR__SPAN_FREE);
   a->hdr->pages_in_use -= n;
@@ -758,7 +773,7 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
     struct wr__span *s = &a->spans[p];
     uint32_t state = atomic_load(&s->state);
     uint32_t n = s->npages;
-    if ((state != WR__SPAN_SMALL && state != WR__SPAN_LARGE) || n == 0 || n > a->npages - p) {
+    if ((state != WR__SPAN_SMALL && state != WR__SPAN_LARGE) || !span_shape_ok(a, p, state)) {
       p++;
       continue;
     }
@@ -952,14 +967,14 @@ uint64_t wr_heap_bytes_owned(wr_arena *a, wr_tag tag) {
     struct wr__span *s = &a->spans[p];
     uint32_t state = atomic_load(&s->state);
     uint32_t n = s->npages;
-    if ((state != WR__SPAN_SMALL && state != WR__SPAN_LARGE) || n == 0 || n > a->npages - p) {
+    if ((state != WR__SPAN_SMALL && state != WR__SPAN_LARGE) || !span_shape_ok(a, p, state)) {
       p++;
       continue;
     }
     _Atomic uint32_t *tags = span_tags(a, p);
     if (state == WR__SPAN_LARGE) {
       if (atomic_load(&tags[0]) == tag) bytes += large_bytes(s);
-    } else if (s->cls < NCLS) {
+    } else {
       for (uint32_t i = 0; i < s->nblocks; i++)
         if (atomic_load_explicit(&tags[i], memory_order_relaxed) == tag) bytes += cls_size[s->cls];
     }

@@ -255,6 +255,13 @@ bool wr__worker_tag_live(const wr_arena *a, wr_tag t);
  * the caller must repair before wr__robust_unlock (which marks consistent). */
 int wr__robust_init(pthread_mutex_t *m);
 int wr__robust_lock(pthread_mutex_t *m);
+/* As wr__robust_lock, for the supervisor (a handle without a worker slot):
+ * a lock still held after patience_ns (a scribbled lock word, a stopped
+ * worker) is re-initialised and taken, and 1 returned: the caller repairs
+ * as after a dead owner. The supervisor never waits forever on a word a
+ * worker can write. */
+int wr__robust_lock_bounded(pthread_mutex_t *m, int64_t patience_ns);
+#define WR__LOCK_PATIENCE_NS 1000000000ll
 void wr__robust_unlock(pthread_mutex_t *m, bool repaired);
 
 /* heap.c */

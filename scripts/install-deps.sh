@@ -3,6 +3,8 @@
 # Non-interactive; does nothing (and needs no root) when all are present.
 set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc libuv1-dev libcjson-dev libcmocka-dev python3)
+# `scripts/install-deps.sh fuzz` (make fuzz): clang and its libFuzzer runtime too.
+[ "${1:-}" = fuzz ] && pkgs+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
