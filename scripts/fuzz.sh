@@ -11,16 +11,13 @@ out=${2:-build-fuzz}
 src=$(cd "$(dirname "$0")/.." && pwd)
 cc=${CLANG:-clang}
 command -v "$cc" >/dev/null || { echo "no clang: skipped"; exit 77; }
-echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' >"$out.probe.c" 2>/dev/null ||
-  { mkdir -p "$out"; echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' \
-    >"$out.probe.c"; }
-if ! "$cc" -fsanitize=fuzzer "$out.probe.c" -o "$out.probe" 2>/dev/null; then
-  rm -f "$out.probe.c" "$out.probe"
+mkdir -p "$out"
+probe='int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }'
+if ! echo "$probe" | "$cc" -x c -fsanitize=fuzzer - -o "$out/probe" 2>/dev/null; then
   echo "clang has no libFuzzer runtime (libclang-rt-14-dev): skipped"
   exit 77
 fi
-rm -f "$out.probe.c" "$out.probe"
-mkdir -p "$out"
+rm -f "$out/probe"
 flags=(-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -I"$src/lib/include" -I"$src/lib" -I"$src/src/supervisor")
 libsrc=()
@@ -41,12 +38,12 @@ for h in config arena; do
   for d in "${seeds[@]}"; do [ -d "$d" ] && dirs+=("$d"); done
   log="$out/fuzz_$h.log"
   ( cd "$out" && ./fuzz_"$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 \
-      -max_len=4096 -print_final_stats=1 -artifact_prefix="$out/" \
+      -max_len=4096 -print_final_stats=1 -artifact_prefix="$out/$h-" \
       "$corpus" "${dirs[@]}" ) >"$log" 2>&1
   r=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
   echo "fuzz_$h: exit $r, ${execs:-?} execs in ${secs}s, corpus $(ls "$corpus" | wc -l) entries," \
-       "crashes $(ls "$out" | grep -c "^crash-\|^timeout-\|^leak-\|^oom-")"
+       "crashes $(ls "$out" | grep -c "^$h-\(crash\|timeout\|leak\|oom\)-")"
   if [ $r -ne 0 ]; then
     tail -40 "$log"
     rc=1

@@ -6,6 +6,8 @@
  *
  * - A scribbled span descriptor (npages, nblocks, class) is skipped by
  *   reclaim instead of trusted (found by tests/fuzz/fuzz_arena.c).
+ * - A directory entry moved off a channel descriptor's alignment is
+ *   refused (fuzzer, UBSan).
  * - A scribbled page or directory lock does not hang the supervisor: its
  *   wait is bounded, the lock is rebuilt (found by the fuzzer too).
  * - The hostile worker: a real process does honest work, then writes
@@ -92,6 +94,29 @@ static void test_scribbled_locks(void **state) {
     assert_int_equal(wr_heap_check(a, NULL, why, sizeof why), 0);
     wr_arena_detach(a);
   }
+}
+
+/* A directory entry whose offset was moved off the channel descriptor's
+ * alignment (found by the fuzzer: UBSan, misaligned access). */
+static void test_scribbled_chan_entry(void **state) {
+  (void)state;
+  wr_arena *a = make(4 << 20);
+  wr_chan_opts o = {.capacity = 8, .slot_size = 32};
+  assert_int_equal(wr_chan_create(a, "m", &o), 0);
+  uint32_t e = 0;
+  while (e < WR__DIR_ENTRIES && strcmp(a->dir[e].name, "m")) e++;
+  assert_true(e < WR__DIR_ENTRIES);
+  uint64_t off = a->dir[e].off;
+  wr_lane_stats ls[1];
+  char why[256];
+  for (uint64_t d = 1; d < 16; d += 7) {
+    a->dir[e].off = off + d;
+    assert_int_equal(wr_chan_stats(a, "m", ls, 1), -WR_ECORRUPT);
+    assert_int_not_equal(wr_chan_check(a, why, sizeof why), 0);
+  }
+  a->dir[e].off = off;
+  assert_int_equal(wr_chan_check(a, why, sizeof why), 0);
+  wr_arena_detach(a);
 }
 
 /* ---------------------------------------------------------------- hostile */
@@ -194,6 +219,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scribbled_span_descriptor),
       cmocka_unit_test(test_scribbled_locks),
+      cmocka_unit_test(test_scribbled_chan_entry),
       cmocka_unit_test(test_hostile_worker),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
