@@ -29,6 +29,7 @@ static const char usage_text[] =
     "\n"
     "options: --log-format text|json (run), --name NAME or --socket PATH (client\n"
     "commands), --json, --help, --version\n"
+    "  --chaos SEED[:RATE] (run): SIGKILL a random worker RATE times a second\n"
     "exit codes: 0 clean stop, 1 runtime failure, 2 bad config or usage\n";
 
 static int usage(int code) {
@@ -159,9 +160,10 @@ int main(int argc, char **argv) {
                                        {"json", no_argument, NULL, 'j'},
                                        {"name", required_argument, NULL, 'n'},
                                        {"socket", required_argument, NULL, 's'},
+                                       {"chaos", required_argument, NULL, 'C'},
                                        {NULL, 0, NULL, 0}};
   bool json = false, log_json_fmt = false;
-  const char *name = NULL, *sock = NULL;
+  const char *name = NULL, *sock = NULL, *chaos = NULL;
   int c;
   /* Options may come before or after the command ("+" is not used). */
   while ((c = getopt_long(argc, argv, "hVjn:s:", opts, NULL)) != -1) {
@@ -186,6 +188,9 @@ int main(int argc, char **argv) {
     case 's':
       sock = optarg;
       break;
+    case 'C':
+      chaos = optarg;
+      break;
     default:
       return usage(SUP_EXIT_USAGE);
     }
@@ -208,6 +213,9 @@ int main(int argc, char **argv) {
         n += cf.workers[i].replicas;
       printf("%s: ok (%d workers, %d processes, %d channels, %d semaphores)\n", args[0],
              cf.nworkers, n, cf.nchans, cf.nsems);
+    } else if (chaos && chaos_parse(chaos, &cf.chaos_seed, &cf.chaos_rate)) {
+      fprintf(stderr, "warren: --chaos SEED[:RATE] (kills a second, 0 < RATE <= 1000)\n");
+      rc = SUP_EXIT_USAGE;
     } else {
       rc = sup_run(&cf, sock);
     }

@@ -311,6 +311,7 @@ static void on_drain_timeout(uv_timer_t *t) {
 void sup_stop(struct sup *s, const char *why) {
   if (s->stopping) return;
   s->stopping = true;
+  chaos_stop(s);
   log_msg(LOG_INFO, "supervisor.stopping", "%s", why);
   for (int i = 0; i < s->ninst; i++) {
     struct inst *in = &s->inst[i];
@@ -483,6 +484,7 @@ int sup_run(struct cfg *c, const char *sock_override) {
     if (c->stats_interval_ms)
       uv_timer_start(&s->stats_timer, on_stats, c->stats_interval_ms, c->stats_interval_ms);
     sup_kick(s);
+    chaos_start(s);
     uv_run(s->loop, UV_RUN_DEFAULT);
   }
 

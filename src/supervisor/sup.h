@@ -82,6 +82,8 @@ struct cfg {
   double reset_after_s, fast_fail_s;
   uint32_t stats_interval_ms;
   double drain_timeout_s, stop_timeout_s, start_timeout_s;
+  uint64_t chaos_seed; /* chaos.c: "chaos" or --chaos SEED[:RATE] */
+  double chaos_rate;   /* kills a second; 0 = off */
 };
 
 /* Error list: every problem found, each "path: reason". */
@@ -214,6 +216,15 @@ uint64_t sup_now_ms(struct sup *s);
 int spawn_inst(struct sup *s, struct inst *in);
 void spawn_signal(struct inst *in, int sig);
 void reap_orphans(struct sup *s);
+
+/* chaos.c: SIGKILL random workers, seeded (--chaos SEED[:RATE]). parse:
+ * 0, or -1 if spec is not SEED or SEED:RATE with 0 < RATE <= 1000. */
+int chaos_parse(const char *spec, uint64_t *seed, double *rate);
+void chaos_start(struct sup *s);
+void chaos_stop(struct sup *s);
+
+/* integrity.c: after a reclaim, the checkers; corruption is logged. */
+void integrity_check(struct sup *s, const char *after);
 
 /* guard.c: kills every worker group if the supervisor dies. */
 int guard_start(void);
