@@ -85,7 +85,7 @@ void wr__robust_unlock(pthread_mutex_t *m, bool repaired) {
 }
 
 /* Fill the handle's region pointers from a validated header. */
-static void handle_map(wr_arena *a) {
+void wr__handle_map(wr_arena *a) {
   struct wr__header *h = a->hdr;
   a->slots = (struct wr__slot *)(a->base + h->slots_off);
   a->dir = (struct wr__dir_entry *)(a->base + h->dir_off);
@@ -121,7 +121,7 @@ static int layout(struct wr__header *h, uint64_t size) {
   return 0;
 }
 
-static int handle_new(int fd, uint64_t size, int prot_creator, wr_arena **out) {
+int wr__handle_new(int fd, uint64_t size, int prot_creator, wr_arena **out) {
   wr_arena *a = calloc(1, sizeof *a);
   if (!a) return -ENOMEM;
   a->local_id = handle_id_get();
@@ -147,7 +147,7 @@ static int handle_new(int fd, uint64_t size, int prot_creator, wr_arena **out) {
 
 int wr_arena_create(const wr_arena_opts *opts, wr_arena **out) {
   uint64_t size = opts && opts->size ? opts->size : WR__DEFAULT_SIZE;
-  if (opts && opts->backend != WR_BACKEND_MEMFD) return -WR_EINVAL;
+  int backend = opts ? opts->backend : WR_BACKEND_MEMFD;
   if (size < WR__MIN_ARENA || size > WR__MAX_ARENA) return -WR_EINVAL;
   size = WR__ALIGN_UP(size, WR__OSPAGE);
   struct wr__header tmp;
@@ -155,30 +155,29 @@ int wr_arena_create(const wr_arena_opts *opts, wr_arena **out) {
   int rc = layout(&tmp, size);
   if (rc) return rc;
 
-  int fd = memfd_create("warren-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (fd < 0) return -errno;
-  if (ftruncate(fd, (off_t)size) < 0 ||
-      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-    int e = errno;
-    close(fd);
-    return -e;
-  }
+  char *path = NULL;
+  int fd = wr__backend_create(backend, opts ? opts->path : NULL, size, &path);
+  if (fd < 0) return fd;
   wr_arena *a;
-  rc = handle_new(fd, size, 1, &a);
+  rc = wr__handle_new(fd, size, 1, &a);
   if (rc) {
+    wr__backend_remove(backend, path);
+    free(path);
     close(fd);
     return rc;
   }
+  a->backend = backend;
+  a->path = path;
   struct wr__header *h = a->hdr;
   memcpy(h, &tmp, sizeof tmp);
   h->version = WR__LAYOUT_VERSION;
   h->header_size = sizeof(struct wr__header);
   h->size = size;
   h->creator_pid = getpid();
-  h->backend = WR_BACKEND_MEMFD;
+  h->backend = (uint32_t)backend;
   wr__robust_init(&h->page_lock.m);
   wr__robust_init(&h->dir_lock.m);
-  handle_map(a);
+  wr__handle_map(a);
   wr__heap_init(a);
   /* The creator is slot 0, incarnation 1. */
   atomic_store(&a->slots[0].incarnation, 1);
@@ -194,7 +193,7 @@ int wr_arena_create(const wr_arena_opts *opts, wr_arena **out) {
 }
 
 /* Check a mapped header before trusting any of its offsets. */
-static int validate(const struct wr__header *h, uint64_t size) {
+int wr__arena_validate(const struct wr__header *h, uint64_t size) {
   if (atomic_load_explicit(&h->magic, memory_order_acquire) != WR__MAGIC) return -WR_EBADARENA;
   if (h->version != WR__LAYOUT_VERSION || h->header_size != sizeof(struct wr__header))
     return -WR_EVERSION;
@@ -218,18 +217,18 @@ int wr_arena_attach_fd(int fd, wr_arena **out) {
   int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (dup < 0) return -errno;
   wr_arena *a;
-  int rc = handle_new(dup, (uint64_t)st.st_size, 0, &a);
+  int rc = wr__handle_new(dup, (uint64_t)st.st_size, 0, &a);
   if (rc) {
     close(dup);
     return rc;
   }
-  rc = validate(a->hdr, a->size);
+  rc = wr__arena_validate(a->hdr, a->size);
   if (rc) {
     a->tag = 0;
     wr_arena_detach(a);
     return rc;
   }
-  handle_map(a);
+  wr__handle_map(a);
   a->slot = 0;
   a->tag = 0;
   *out = a;
@@ -260,8 +259,10 @@ int wr_arena_attach_env(wr_arena **out) {
   /* Die with the supervisor (DESIGN.md "Known traps"): arm first, then check
    * that the supervisor did not die before we armed it. */
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  pid_t sup = a->hdr->creator_pid;
-  if (getppid() == 1 || (kill(sup, 0) < 0 && errno == ESRCH)) {
+  pid_t sup = a->hdr->creator_pid, parent = getppid();
+  /* Parent 1 means orphaned, unless the supervisor itself is PID 1 (a
+   * container's init); a parent other than the supervisor is a wrapper. */
+  if ((parent == 1 && sup != 1) || (parent != sup && kill(sup, 0) < 0 && errno == ESRCH)) {
     wr_arena_detach(a);
     return -ESRCH;
   }
@@ -277,6 +278,8 @@ int wr_arena_attach_env(wr_arena **out) {
 void wr_arena_detach(wr_arena *a) {
   if (!a) return;
   if (a->tag) wr__heap_detach(a);
+  if (a->creator) wr__backend_detach(a); /* msync a file, unlink a POSIX name */
+  free(a->path);
   munmap(a->base, a->size);
   close(a->fd);
   handle_id_put(a->local_id);

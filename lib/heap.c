@@ -419,6 +419,25 @@ void wr_heap_flush(wr_arena *a) {
   if (c) stats_flush(c);
 }
 
+/* ------------------------------------------------------------ remote frees */
+
+/* After a block of span p became PENDING: tell the span's owner. The first
+ * pending block of a span also leaves a hint, so that a producer whose
+ * consumer frees everything reuses that memory at its next refill instead
+ * of carving (and faulting in) fresh pages until the next sweep. */
+static void remote_freed(wr_arena *a, uint32_t p) {
+  struct wr__span *s = &a->spans[p];
+  uint32_t before = atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
+  uint32_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+  if (!owner) return;
+  struct wr__slot *sl = &a->slots[wr__tag_slot(owner)];
+  atomic_fetch_add_explicit(&sl->remote_frees, 1, memory_order_relaxed);
+  if (before == 0) {
+    uint32_t i = atomic_fetch_add_explicit(&sl->pending_hint_pos, 1, memory_order_relaxed);
+    atomic_store_explicit(&sl->pending_hint[i % WR__PENDING_HINTS], p + 1, memory_order_relaxed);
+  }
+}
+
 /* ------------------------------------------------------------ refill */
 
 /* Turn PENDING tags of span p into free blocks on its free list. */
@@ -501,6 +520,18 @@ static int64_t refill(struct wr__tcache *c, uint32_t cls) {
     if (atomic_load_explicit(&s->pending, memory_order_relaxed) >= s->nblocks / 8 + 1 &&
         span_collect(a, p))
       return p;
+  }
+  /* Spans that others just started freeing into. */
+  struct wr__slot *me = &a->slots[a->slot];
+  for (uint32_t k = 0; k < WR__PENDING_HINTS; k++) {
+    if (!atomic_load_explicit(&me->pending_hint[k], memory_order_relaxed)) continue;
+    uint32_t q = atomic_exchange_explicit(&me->pending_hint[k], 0, memory_order_relaxed);
+    if (!q-- || q >= a->npages) continue;
+    struct wr__span *s = &a->spans[q];
+    if (atomic_load_explicit(&s->state, memory_order_acquire) != WR__SPAN_SMALL ||
+        atomic_load_explicit(&s->cache, memory_order_relaxed) != c->id || c->cur[s->cls] == q + 1)
+      continue;
+    if (span_collect(a, q)) avail_push(c, q);
   }
   /* Others freed enough into our spans since the last look: sweep the page
    * map once for our spans with PENDING blocks (amortised over >= npages/4
@@ -652,11 +683,7 @@ int wr_free(wr_arena *a, void *ptr) {
   uint32_t t = c->tag;
   if (!atomic_compare_exchange_strong(tag, &t, WR__TAG_PENDING)) return -WR_ENOTOWNER;
   WR_CRASH_POINT(HEAP_REMOTE_FREE_AFTER_TAG);
-  atomic_fetch_add_explicit(&s->pending, 1, memory_order_relaxed);
-  uint32_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
-  if (owner)
-    atomic_fetch_add_explicit(&a->slots[wr__tag_slot(owner)].remote_frees, 1,
-                              memory_order_relaxed);
+  remote_freed(a, p);
   c->frees++;
   return 0;
 }
@@ -732,13 +759,26 @@ int wr__heap_free_as(wr_arena *a, wr_off_t off, wr_tag expect) {
   }
   uint32_t t = expect;
   if (!atomic_compare_exchange_strong(tag, &t, WR__TAG_PENDING)) return -WR_ENOTOWNER;
-  atomic_fetch_add(&s->pending, 1);
-  uint32_t owner = atomic_load(&s->owner);
-  if (owner) atomic_fetch_add(&a->slots[wr__tag_slot(owner)].remote_frees, 1);
+  remote_freed(a, p);
   return 0;
 }
 
 /* ------------------------------------------------------------ reclaim */
+
+/* Advance *p to the next span head whose descriptor the heap could have
+ * written (span_shape_ok: a scribbled one is skipped, never followed); *n
+ * gets its page count, read once (a scribbler may change it under us).
+ * Returns its state, or 0 at the end. */
+static uint32_t span_head_next(const wr_arena *a, uint32_t *p, uint32_t *n) {
+  for (; *p < a->npages; (*p)++) {
+    uint32_t st = atomic_load(&a->spans[*p].state);
+    if ((st == WR__SPAN_SMALL || st == WR__SPAN_LARGE) && span_shape_ok(a, *p, st)) {
+      *n = a->spans[*p].npages;
+      if (*n >= 1 && *n <= a->npages - *p) return st;
+    }
+  }
+  return 0;
+}
 
 /* Orphan span p from inside the page lock (reclaim). */
 static void orphan_locked(wr_arena *a, uint32_t p) {
@@ -769,14 +809,10 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
   wr_tag T = wr__tag_worker(slot, incarnation);
 
   page_lock(a);
-  for (uint32_t p = 0; p < a->npages;) {
+  uint32_t state;
+  uint32_t n;
+  for (uint32_t p = 0; (state = span_head_next(a, &p, &n)) != 0; p += n) {
     struct wr__span *s = &a->spans[p];
-    uint32_t state = atomic_load(&s->state);
-    uint32_t n = s->npages;
-    if ((state != WR__SPAN_SMALL && state != WR__SPAN_LARGE) || !span_shape_ok(a, p, state)) {
-      p++;
-      continue;
-    }
     WR_CRASH_POINT(HEAP_RECLAIM_MID); /* a reclaimer dies holding the page lock */
     _Atomic uint32_t *tags = span_tags(a, p);
     uint32_t owner = atomic_load(&s->owner);
@@ -793,7 +829,6 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
       } else if (owner == T) {
         atomic_store(&s->owner, 0); /* its block lives on elsewhere */
       }
-      p += n;
       continue;
     }
     uint32_t bs = cls_size[s->cls < NCLS ? s->cls : 0];
@@ -838,7 +873,6 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
         }
       }
     }
-    p += n;
   }
   page_unlock(a);
   atomic_fetch_add(&a->hdr->reclaims, 1);
@@ -963,14 +997,10 @@ out:
 uint64_t wr_heap_bytes_owned(wr_arena *a, wr_tag tag) {
   uint64_t bytes = 0;
   page_lock(a);
-  for (uint32_t p = 0; p < a->npages;) {
+  uint32_t state;
+  uint32_t n;
+  for (uint32_t p = 0; (state = span_head_next(a, &p, &n)) != 0; p += n) {
     struct wr__span *s = &a->spans[p];
-    uint32_t state = atomic_load(&s->state);
-    uint32_t n = s->npages;
-    if ((state != WR__SPAN_SMALL && state != WR__SPAN_LARGE) || !span_shape_ok(a, p, state)) {
-      p++;
-      continue;
-    }
     _Atomic uint32_t *tags = span_tags(a, p);
     if (state == WR__SPAN_LARGE) {
       if (atomic_load(&tags[0]) == tag) bytes += large_bytes(s);
@@ -978,7 +1008,6 @@ uint64_t wr_heap_bytes_owned(wr_arena *a, wr_tag tag) {
       for (uint32_t i = 0; i < s->nblocks; i++)
         if (atomic_load_explicit(&tags[i], memory_order_relaxed) == tag) bytes += cls_size[s->cls];
     }
-    p += n;
   }
   page_unlock(a);
   return bytes;

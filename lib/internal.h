@@ -42,6 +42,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 #define WR__PAGE_SIZE (1u << WR__PAGE_SHIFT) /* 64 KiB: the span unit */
 #define WR__OSPAGE 4096u
 #define WR__DIR_ENTRIES 1024u
+#define WR__PENDING_HINTS 8
 #define WR__MAX_LANES 4096u
 #define WR__MIN_ARENA (1u << 20)
 #define WR__MAX_ARENA (1ull << 40)
@@ -156,7 +157,12 @@ struct wr__slot {
   /* Blocks other threads or processes freed into this worker's spans
    * (fetch_add by them); its caches sweep for PENDING blocks when it grew. */
   _Atomic uint64_t remote_frees;
-  uint8_t pad2[WR__CACHELINE - 24];
+  /* Lossy hints: spans of this worker that just got their first PENDING
+   * block (page index + 1), written round-robin by remote freers, taken by
+   * the owner's refill (exchange with 0) before it carves a new span. */
+  _Atomic uint32_t pending_hint[WR__PENDING_HINTS];
+  _Atomic uint32_t pending_hint_pos;
+  uint8_t pad2[WR__CACHELINE - 28 - 4 * WR__PENDING_HINTS];
   /* Synchronisation module's per-slot record (what this worker waits on,
    * which permits and locks it holds): sem.c/mutex.c define its layout. */
   uint8_t sync[2 * WR__CACHELINE];
@@ -236,6 +242,8 @@ struct wr_arena {
   uint32_t incarnation;
   wr_tag tag;        /* 0 until the handle has a slot */
   int local_id;      /* index into the per-thread cache table */
+  int backend;       /* enum wr_backend */
+  char *path;        /* POSIX name or file path (malloc'ed), else NULL */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -264,6 +272,16 @@ int wr__robust_lock_bounded(pthread_mutex_t *m, int64_t patience_ns);
 #define WR__LOCK_PATIENCE_NS 1000000000ll
 void wr__robust_unlock(pthread_mutex_t *m, bool repaired);
 
+/* arena.c, for backend.c */
+int wr__handle_new(int fd, uint64_t size, int creator, wr_arena **out);
+void wr__handle_map(wr_arena *a);
+int wr__arena_validate(const struct wr__header *h, uint64_t size);
+/* backend.c: an fd of `size` bytes for a new arena (*path gets the
+ * malloc'ed name for POSIX/FILE); undo it; the creator's clean detach. */
+int wr__backend_create(int backend, const char *path, uint64_t size, char **out_path);
+void wr__backend_remove(int backend, const char *path);
+void wr__backend_detach(wr_arena *a);
+
 /* heap.c */
 void wr__heap_init(wr_arena *a);            /* creator: fresh page map */
 void wr__heap_detach(wr_arena *a);          /* release this process's caches */
@@ -283,6 +301,10 @@ int wr__heap_free_as(wr_arena *a, wr_off_t off, wr_tag expect);
 void wr__dir_repair(wr_arena *a);
 /* Checker hook: is directory entry `e` bound to the block at off? */
 bool wr__dir_entry_owns(const wr_arena *a, uint32_t e, wr_off_t off);
+/* map.c: is off a block stored as a value of the map at map_off? */
+bool wr__map_owns(const wr_arena *a, wr_off_t map_off, wr_off_t off);
+/* map.c: free the blocks stored in the map (its name `e` is being unbound). */
+void wr__map_free_blocks(wr_arena *a, uint32_t e, wr_off_t map_off);
 /* Checker hook for lane-owned blocks; set by chan.c (NULL: any lane index in
  * range with a lane present is accepted). */
 extern bool (*wr__lane_owns_hook)(const wr_arena *a, uint32_t lane, wr_off_t off);
@@ -342,7 +364,29 @@ static inline void wr__fence_light(void) {
   XX(HEAP_RECLAIM_MID, "heap.reclaim.mid")                             \
   XX(NAME_BIND_AFTER_BUSY, "name.bind.after_busy")                     \
   XX(NAME_BIND_AFTER_TRANSFER, "name.bind.after_transfer")             \
-  XX(NAME_UNBIND_AFTER_FREE, "name.unbind.after_free")               \
+  XX(NAME_UNBIND_AFTER_FREE, "name.unbind.after_free")                 \
+  XX(SEM_ACQ_AFTER_PENDING, "sem.acquire.after_pending")               \
+  XX(SEM_ACQ_AFTER_CAS, "sem.acquire.after_cas")                       \
+  XX(SEM_ACQ_AFTER_HELD, "sem.acquire.after_held")                     \
+  XX(SEM_ACQ_AFTER_UNLOCK, "sem.acquire.after_unlock")                 \
+  XX(SEM_REL_AFTER_PENDING, "sem.release.after_pending")               \
+  XX(SEM_REL_AFTER_CAS, "sem.release.after_cas")                       \
+  XX(SEM_REL_AFTER_HELD, "sem.release.after_held")                     \
+  XX(SEM_REL_AFTER_UNLOCK, "sem.release.after_unlock")                 \
+  XX(MUTEX_LOCK_AFTER_CAS, "mutex.lock.after_cas")                     \
+  XX(MUTEX_UNLOCK_AFTER_STORE, "mutex.unlock.after_store")             \
+  XX(RW_READ_AFTER_INC, "rwlock.read.after_inc")                       \
+  XX(MVAR_TAKE_AFTER_LOCK, "mvar.take.after_lock")                     \
+  XX(MVAR_TAKE_AFTER_COPY, "mvar.take.after_copy")                     \
+  XX(MVAR_TAKE_AFTER_COMMIT, "mvar.take.after_commit")                 \
+  XX(MVAR_PUT_AFTER_INTENT, "mvar.put.after_intent")                   \
+  XX(MVAR_PUT_AFTER_LOCK, "mvar.put.after_lock")                       \
+  XX(MVAR_PUT_AFTER_COPY, "mvar.put.after_copy")                       \
+  XX(MVAR_PUT_AFTER_COMMIT, "mvar.put.after_commit")                   \
+  XX(MAP_BLOCK_AFTER_TRANSFER, "map.block.after_transfer")             \
+  XX(MAP_PUT_AFTER_UNDO, "map.put.after_undo")                         \
+  XX(MAP_PUT_MID_WRITE, "map.put.mid_write")                           \
+  XX(MAP_PUT_AFTER_WRITE, "map.put.after_write")                       \
   XX(CHAN_CREATE_AFTER_LANES, "chan.create.after_lanes")             \
   XX(CHAN_SEND_AFTER_COPY, "chan.send.after_copy")                   \
   XX(CHAN_SEND_AFTER_TRANSFER, "chan.send.after_transfer")           \

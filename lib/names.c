@@ -56,7 +56,7 @@ static int name_ok(const char *name) {
 int wr_name_bind(wr_arena *a, const char *name, int kind, wr_off_t off) {
   int rc = name_ok(name);
   if (rc) return rc;
-  if (kind < WR_KIND_BLOCK || kind > WR_KIND_ARRAY || !a->tag) return -WR_EINVAL;
+  if (kind < WR_KIND_BLOCK || kind > WR_KIND_RWLOCK || !a->tag) return -WR_EINVAL;
   wr_tag owner = wr__heap_owner(a, off);
   if (!owner && !wr_block_size(a, wr_ptr(a, off))) return -WR_EINVAL;
   if (owner != a->tag) return -WR_ENOTOWNER;
@@ -110,6 +110,7 @@ int wr_name_unbind(wr_arena *a, const char *name) {
   }
   struct wr__dir_entry *d = &a->dir[e];
   atomic_store(&d->state, WR__DIR_BUSY);
+  if (d->kind == WR_KIND_MAP) wr__map_free_blocks(a, (uint32_t)e, d->off);
   rc = wr__heap_free_as(a, d->off, wr__tag_name((uint32_t)e));
   WR_CRASH_POINT(NAME_UNBIND_AFTER_FREE);
   atomic_store_explicit(&d->state, WR__DIR_FREE, memory_order_release);
@@ -129,5 +130,8 @@ int wr_name_unique(wr_arena *a, const char *prefix, char *buf, size_t len) {
 bool wr__dir_entry_owns(const wr_arena *a, uint32_t e, wr_off_t off) {
   if (e >= WR__DIR_ENTRIES) return false;
   uint32_t st = atomic_load(&a->dir[e].state);
-  return st != WR__DIR_FREE && a->dir[e].off == off;
+  if (st == WR__DIR_FREE) return false;
+  /* A map owns the blocks stored as its values too (map.c). */
+  return a->dir[e].off == off ||
+         (a->dir[e].kind == WR_KIND_MAP && wr__map_owns(a, a->dir[e].off, off));
 }

@@ -84,17 +84,12 @@ uint32_t wr_worker_nin(const wr_worker *w) { return w->nin; }
 uint32_t wr_worker_nout(const wr_worker *w) { return w->nout; }
 
 static int chan_get(wr_worker *w, struct wr__wchan *c, int role, wr_chan **out) {
-#ifdef WR_HAVE_CHAN
   if (!c->h) {
     int rc = wr_chan_open(w->arena, c->name, role, c->index, &c->h);
     if (rc) return rc;
   }
   *out = c->h;
   return 0;
-#else
-  (void)w, (void)c, (void)role, (void)out;
-  return -ENOSYS; /* this build has no lib/chan.c */
-#endif
 }
 
 int wr_worker_in(wr_worker *w, uint32_t i, wr_chan **out) {
@@ -142,12 +137,10 @@ int wr_worker_ready(wr_worker *w) {
 
 void wr_worker_detach(wr_worker *w) {
   if (!w) return;
-#ifdef WR_HAVE_CHAN
   for (uint32_t i = 0; i < w->nin; i++)
     if (w->in[i].h) wr_chan_detach(w->in[i].h);
   for (uint32_t i = 0; i < w->nout; i++)
     if (w->out[i].h) wr_chan_detach(w->out[i].h);
-#endif
   wr_arena_detach(w->arena);
   free(w);
 }

@@ -20,6 +20,9 @@ static inline void crash_row(const char *point, int kills, uint64_t leaked_bytes
   fflush(stdout);
 }
 
+/* Heap bytes a dead worker still owns after its reclaim (must be 0). */
+#define tl_dead_bytes(a, c) wr_heap_bytes_owned((a), wr__tag_worker((c)->slot, (c)->inc))
+
 /* Every crash point the library knows, so that the runner can name the
  * ones no matrix covers. */
 static inline void crash_points_list(void) {

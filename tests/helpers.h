@@ -17,6 +17,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A fresh memfd arena of `size` bytes; this process is its creator. */
+static inline wr_arena *make(uint64_t size) {
+  wr_arena_opts o = {.size = size};
+  wr_arena *a = NULL;
+  int rc = wr_arena_create(&o, &a);
+  if (rc != 0) fail_msg("wr_arena_create: %s", wr_strerror(rc));
+  return a;
+}
+
 typedef int (*worker_fn)(wr_arena *a, void *arg);
 
 /* Fork a worker in `slot`; it runs fn and _exits with its result. If

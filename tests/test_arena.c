@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "internal.h"
+#include "helpers.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,13 +16,6 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static wr_arena *make(uint64_t size) {
-  wr_arena_opts o = {.size = size};
-  wr_arena *a = NULL;
-  assert_int_equal(wr_arena_create(&o, &a), 0);
-  return a;
-}
 
 /* A memfd holding a copy of arena a's first `len` bytes, `size` long. */
 static int copy_fd(wr_arena *a, uint64_t size, size_t len) {

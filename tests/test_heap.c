@@ -14,13 +14,6 @@
 #include <pthread.h>
 #include <string.h>
 
-static wr_arena *make(uint64_t size) {
-  wr_arena_opts o = {.size = size};
-  wr_arena *a = NULL;
-  assert_int_equal(wr_arena_create(&o, &a), 0);
-  return a;
-}
-
 static void fill(void *p, size_t n, uint8_t seed) {
   for (size_t i = 0; i < n; i++) ((uint8_t *)p)[i] = (uint8_t)(seed + i * 7);
 }
@@ -211,7 +204,7 @@ static void test_threads(void **state) {
   wr_arena_detach(tt.a);
 }
 
-/* ---- processes: PROCS workers hand blocks to each other (ownership moves
+/* ---- processes: nprocs (<= PROCS) workers hand blocks to each other (ownership moves
  * as a channel would move it) and free what they receive: cross-process
  * frees into spans owned by a live cache of another process. */
 #define PROCS 4
@@ -219,6 +212,7 @@ static void test_threads(void **state) {
 struct mailbox {
   _Atomic uint64_t cell[PROCS][MAIL];
   _Atomic uint32_t done;
+  int nprocs;
   wr_tag tags[PROCS];
 };
 
@@ -251,7 +245,7 @@ static int proc_main(wr_arena *a, void *argp) {
       if (wr_alloc(a, rng_size(&rng), &held[i]) != 0) return 2;
       continue;
     }
-    int to = (int)(rng_next(&rng) % PROCS);
+    int to = (int)(rng_next(&rng) % (uint64_t)mb->nprocs);
     wr_tag tt2 = mb->tags[to];
     if (to != arg->me && tt2) {
       uint64_t off = wr_off(a, held[i]);
@@ -276,7 +270,7 @@ static int proc_main(wr_arena *a, void *argp) {
     if (held[i] && wr_free(a, held[i]) != 0) return 6;
   /* Everyone stops sending before the last drain. */
   atomic_fetch_add(&mb->done, 1);
-  while (atomic_load(&mb->done) < PROCS) {
+  while (atomic_load(&mb->done) < (uint32_t)mb->nprocs) {
     if (drain(a, mb, arg->me) < 0) return 7;
     usleep(100);
   }
@@ -285,21 +279,22 @@ static int proc_main(wr_arena *a, void *argp) {
   return 0;
 }
 
-static void test_processes(void **state) {
+static void run_processes(int nprocs) {
   wr_arena *a = make(128 << 20);
   struct mailbox *mb;
   assert_int_equal(wr_calloc(a, 1, sizeof *mb, (void **)&mb), 0);
+  mb->nprocs = nprocs;
   pid_t pid[PROCS];
   uint32_t inc[PROCS];
   struct proc_arg args[PROCS];
-  for (int i = 0; i < PROCS; i++) {
+  for (int i = 0; i < nprocs; i++) {
     args[i] = (struct proc_arg){mb, i, 30000};
   }
-  for (int i = 0; i < PROCS; i++) {
+  for (int i = 0; i < nprocs; i++) {
     pid[i] = worker_fork(a, 10 + i, &inc[i], NULL, proc_main, &args[i]);
     mb->tags[i] = wr__tag_worker(10 + i, inc[i]);
   }
-  for (int i = 0; i < PROCS; i++) {
+  for (int i = 0; i < nprocs; i++) {
     int st = worker_wait(pid[i]);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
@@ -310,12 +305,15 @@ static void test_processes(void **state) {
   wr_heap_stats st;
   wr_heap_stats_get(a, &st);
   assert_true(st.allocs >= st.frees && st.frees > 1000);
-  for (int i = 0; i < PROCS; i++) worker_reclaim(a, 10 + i, inc[i], NULL);
+  for (int i = 0; i < nprocs; i++) worker_reclaim(a, 10 + i, inc[i], NULL);
   assert_int_equal(wr_free(a, mb), 0);
   heap_ok(a, &u);
   assert_int_equal(u.bytes, 0);
   wr_arena_detach(a);
 }
+
+static void test_two_processes(void **state) { run_processes(2); }
+static void test_four_processes(void **state) { run_processes(PROCS); }
 
 /* ---- reclaim: a worker dies holding blocks of every kind. */
 struct hold_arg {
@@ -458,7 +456,8 @@ int main(void) {
       cmocka_unit_test(test_every_size),      cmocka_unit_test(test_large),
       cmocka_unit_test(test_realloc_calloc),  cmocka_unit_test(test_oom),
       cmocka_unit_test(test_bad_frees),       cmocka_unit_test(test_threads),
-      cmocka_unit_test(test_processes),       cmocka_unit_test(test_reclaim),
+      cmocka_unit_test(test_two_processes),
+      cmocka_unit_test(test_four_processes),       cmocka_unit_test(test_reclaim),
       cmocka_unit_test(test_reclaim_concurrent), cmocka_unit_test(test_check_detects),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

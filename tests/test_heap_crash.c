@@ -23,13 +23,6 @@
 #include <string.h>
 #include <time.h>
 
-static wr_arena *make(uint64_t size) {
-  wr_arena_opts o = {.size = size};
-  wr_arena *a = NULL;
-  assert_int_equal(wr_arena_create(&o, &a), 0);
-  return a;
-}
-
 /* ---------------------------------------------------------------- survivor */
 
 struct ctl {

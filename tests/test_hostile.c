@@ -24,13 +24,6 @@
 
 #include <sys/mman.h>
 
-static wr_arena *make(uint64_t size) {
-  wr_arena_opts o = {.size = size};
-  wr_arena *a = NULL;
-  assert_int_equal(wr_arena_create(&o, &a), 0);
-  return a;
-}
-
 /* Allocates small and large blocks, then exits holding them. */
 static int hoarder(wr_arena *a, void *arg) {
   (void)arg;

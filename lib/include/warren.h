@@ -62,7 +62,9 @@ WR_EXTERN const char *wr_version(void);
   XX(ENOSLOT, 1007, "no free worker slot")                                                \
   XX(ECORRUPT, 1008, "shared state is corrupt (see the checker's reason)")                \
   XX(ENOENV, 1009, "WARREN_ARENA_FD is not set: this process was not started by warren") \
-  XX(ENOTOWNER, 1010, "the block is not owned by this worker (double free or foreign)")
+  XX(ENOTOWNER, 1010, "the block is not owned by this worker (double free or foreign)")  \
+  XX(EOVERFLOW, EOVERFLOW, "count would overflow")                                        \
+  XX(EDEADLK, EDEADLK, "this worker already holds the lock")
 
 enum wr_errno {
 #define WR__ERR_ENUM(name, value, text) WR_##name = (value),
@@ -92,7 +94,7 @@ enum wr_backend {
 
 typedef struct wr_arena_opts {
   uint64_t size;       /* total bytes of the mapping; 0 = 64 MiB */
-  int backend;         /* enum wr_backend; only MEMFD today */
+  int backend;         /* enum wr_backend */
   const char *path;    /* POSIX name or file path, for those backends */
   uint32_t flags;      /* reserved, 0 */
 } wr_arena_opts;
@@ -122,6 +124,27 @@ WR_EXTERN int wr_arena_attach_env(wr_arena **out);
  * unmap. Blocks this worker still owns stay owned until its slot is
  * reclaimed. The handle is invalid afterwards. NULL is accepted. */
 WR_EXTERN void wr_arena_detach(wr_arena *a);
+
+/* Backends other than memfd (wr_arena_create with opts->backend):
+ * - POSIX: shm_open(opts->path, or a unique "/warren.<pid>.<n>" when NULL),
+ *   owner pid in the header; the creator's wr_arena_detach unlinks it.
+ *   Errors: -WR_EEXIST (name taken), -WR_EINVAL (bad name), -errno.
+ * - FILE: a new file at opts->path (mode 0600; -WR_EEXIST if it exists),
+ *   msync'ed by wr_arena_checkpoint and by the creator's detach.
+ * wr_arena_attach_path attaches by name or path:
+ * - POSIX: as wr_arena_attach_fd (no slot; claim or enter one).
+ * - FILE: the next run takes the file over: it locks it (flock, -WR_EAGAIN
+ *   while another run holds it), validates magic/version/size (-WR_EBADARENA,
+ *   -WR_EVERSION, -WR_ESIZE: a corrupt file is refused, never mapped
+ *   further), reclaims every worker of the previous run (their blocks,
+ *   permits and locks, as after a crash), and attaches as the creator
+ *   (slot 0, a new incarnation). Named objects and their contents remain. */
+WR_EXTERN int wr_arena_attach_path(int backend, const char *path, wr_arena **out);
+/* FILE: msync the whole mapping (blocks until written). Others: 0. */
+WR_EXTERN int wr_arena_checkpoint(wr_arena *a);
+/* Unlink POSIX segments "/warren.*" whose creator process is dead (the
+ * `warren clean` command); *removed (may be NULL) counts them. */
+WR_EXTERN int wr_arena_clean_stale(unsigned *removed);
 
 WR_EXTERN int wr_arena_fd(const wr_arena *a);
 WR_EXTERN uint64_t wr_arena_size(const wr_arena *a);
@@ -257,6 +280,7 @@ enum wr_kind {
   WR_KIND_MVAR = 5,
   WR_KIND_MAP = 6,
   WR_KIND_ARRAY = 7,
+  WR_KIND_RWLOCK = 8,
 };
 
 /* Bind `name` to the heap block at `off`, which the caller owns: ownership
@@ -436,11 +460,172 @@ WR_EXTERN int wr_chan_foreach(wr_arena *a,
 WR_EXTERN void wr_interrupt(void);
 
 /* ---------------------------------------------------------------- synchronisation
- * (lib/sem.c, mutex.c, mvar.c, issue 5.) */
+ * (lib/sem.c, mutex.c, mvar.c, map.c, deadlock.c, sync.c.) Every object is a
+ * heap block bound to a name with its kind, so any attached process opens it
+ * by name; it lives until wr_name_unbind. Handles are process-local: *_open
+ * mallocs one, *_close frees it (the object stays). Operations need a worker
+ * slot (the creator is slot 0), and a slot uses them from one thread at a
+ * time: a thread that needs its own claims its own slot on its own handle.
+ * Timeouts as for channels: < 0 forever, 0 try once, > 0 at most that many
+ * ns; waits return -WR_EINTR after wr_interrupt(). Errors of every *_open:
+ * -WR_ENOENT, -WR_EKIND (the name is bound to another kind), -WR_ECORRUPT
+ * (the block is not such an object), -ENOMEM. Errors of every *_create:
+ * those of wr_alloc and wr_name_bind. */
+
+#define WR_SEM_MAX 0x7fffffffu /* largest semaphore value */
+typedef struct wr_sem wr_sem;
+/* Create a counting semaphore holding `value` permits (-WR_EINVAL above
+ * WR_SEM_MAX). Does not block. */
 WR_EXTERN int wr_sem_create(wr_arena *a, const char *name, uint32_t value);
-/* Return every permit, lock and MVar operation (slot, incarnation) held. */
+WR_EXTERN int wr_sem_open(wr_arena *a, const char *name, wr_sem **out);
+WR_EXTERN void wr_sem_close(wr_sem *s);
+/* Take n >= 1 permits, waiting while fewer are available. The permits are
+ * recorded as held by this worker: if it dies, wr_sync_reclaim returns them.
+ * A worker holds permits of at most 7 semaphores at once (-WR_ENOMEM).
+ * Errors: -WR_EINVAL (n == 0 or > WR_SEM_MAX), -WR_EAGAIN (timeout 0),
+ * -WR_ETIMEDOUT, -WR_EINTR, -WR_ENOMEM, -WR_EOVERFLOW (this worker would
+ * hold more than WR_SEM_MAX). */
+WR_EXTERN int wr_sem_acquire(wr_sem *s, uint32_t n, int64_t timeout_ns);
+/* wr_sem_acquire(s, n, 0). */
+WR_EXTERN int wr_sem_try(wr_sem *s, uint32_t n);
+/* Give n permits back and wake waiters. Permits beyond those this worker
+ * holds are a gift (a signal): they are not taken back when it dies.
+ * Errors: -WR_EINVAL (n == 0), -WR_EOVERFLOW (value would pass WR_SEM_MAX).
+ * Does not block. */
+WR_EXTERN int wr_sem_release(wr_sem *s, uint32_t n);
+/* Permits available now (a snapshot), and permits this worker holds. */
+WR_EXTERN int wr_sem_value(const wr_sem *s);
+WR_EXTERN int wr_sem_held(const wr_sem *s);
+
+typedef struct wr_mutex wr_mutex;
+/* A robust mutex: the owner's tag is the lock word. When the owner dies,
+ * wr_sync_reclaim marks it owner-dead and the next locker gets
+ * -WR_EOWNERDEAD *with the lock held*; it repairs the protected data and
+ * calls wr_mutex_consistent, else every later locker gets EOWNERDEAD too.
+ * Not recursive: locking a mutex this worker holds returns -WR_EDEADLK. */
+WR_EXTERN int wr_mutex_create(wr_arena *a, const char *name);
+WR_EXTERN int wr_mutex_open(wr_arena *a, const char *name, wr_mutex **out);
+WR_EXTERN void wr_mutex_close(wr_mutex *m);
+/* Errors: -WR_EOWNERDEAD (locked; see above), -WR_EAGAIN (timeout 0),
+ * -WR_ETIMEDOUT, -WR_EINTR, -WR_EDEADLK. */
+WR_EXTERN int wr_mutex_lock(wr_mutex *m, int64_t timeout_ns);
+/* Errors: -WR_ENOTOWNER (not locked by this worker). Does not block. */
+WR_EXTERN int wr_mutex_unlock(wr_mutex *m);
+/* After EOWNERDEAD: the data is repaired. Errors: -WR_ENOTOWNER. */
+WR_EXTERN int wr_mutex_consistent(wr_mutex *m);
+
+typedef struct wr_rwlock wr_rwlock;
+/* A robust reader/writer lock for read-mostly data: many readers or one
+ * writer; a waiting writer holds new readers back. Each slot's read holds
+ * are counted in the lock, so a dead reader's holds are dropped by
+ * wr_sync_reclaim; a dead writer makes the next locker (reader or writer)
+ * get -WR_EOWNERDEAD with the lock held, until a writer calls
+ * wr_rwlock_consistent. Errors of the lock calls: as wr_mutex_lock. */
+WR_EXTERN int wr_rwlock_create(wr_arena *a, const char *name);
+WR_EXTERN int wr_rwlock_open(wr_arena *a, const char *name, wr_rwlock **out);
+WR_EXTERN void wr_rwlock_close(wr_rwlock *rw);
+WR_EXTERN int wr_rwlock_rdlock(wr_rwlock *rw, int64_t timeout_ns);
+WR_EXTERN int wr_rwlock_wrlock(wr_rwlock *rw, int64_t timeout_ns);
+/* Drop this worker's write lock, or one of its read holds.
+ * Errors: -WR_ENOTOWNER. */
+WR_EXTERN int wr_rwlock_unlock(wr_rwlock *rw);
+WR_EXTERN int wr_rwlock_consistent(wr_rwlock *rw);
+
+typedef struct wr_mvar wr_mvar;
+/* An MVar (as the seeds'): a box of at most `size` bytes, full or empty.
+ * Created full with [init, init+len) if init is non-NULL, else empty.
+ * Crash rule: a take by a worker that dies before its next put is undone
+ * by wr_sync_reclaim (the value goes back in, as a robust lock's state
+ * would), so a value is never lost with its taker; a put or take cut short
+ * by death is rolled back or forward, never torn. Errors: -WR_EINVAL
+ * (size 0 or len > size). */
+WR_EXTERN int wr_mvar_create(wr_arena *a, const char *name, uint32_t size, const void *init,
+                             size_t len);
+WR_EXTERN int wr_mvar_open(wr_arena *a, const char *name, wr_mvar **out);
+WR_EXTERN void wr_mvar_close(wr_mvar *mv);
+/* Take the value (wait while empty) into buf; returns its length.
+ * Errors: -WR_EMSGSIZE (cap too small: nothing taken), -WR_EAGAIN (timeout
+ * 0 and empty), -WR_ETIMEDOUT, -WR_EINTR. */
+WR_EXTERN int wr_mvar_take(wr_mvar *mv, void *buf, size_t cap, int64_t timeout_ns);
+/* Put a value (wait while full). Errors: -WR_EMSGSIZE (len > size),
+ * -WR_EAGAIN (timeout 0 and full), -WR_ETIMEDOUT, -WR_EINTR. */
+WR_EXTERN int wr_mvar_put(wr_mvar *mv, const void *data, size_t len, int64_t timeout_ns);
+
+/* Shared containers (as the seeds' netshm): a hash map of byte keys to
+ * byte values (or heap blocks), and a fixed array, both cut into stripes,
+ * each behind its own robust lock. A writer copies the slot it changes to
+ * the stripe's undo area first, so a writer's death rolls the stripe back
+ * (wr_sync_reclaim, or the next locker). Capacity is fixed at creation. */
+typedef struct wr_map wr_map;
+typedef struct wr_map_opts {
+  uint32_t capacity;  /* entries (> 0) */
+  uint32_t key_max;   /* bytes of a key (> 0) */
+  uint32_t value_max; /* bytes of a value (>= 8 for block values) */
+  uint32_t stripes;   /* locks; 0 = 16; rounded down to divide capacity */
+} wr_map_opts;
+WR_EXTERN int wr_map_create(wr_arena *a, const char *name, const wr_map_opts *opts);
+WR_EXTERN int wr_map_open(wr_arena *a, const char *name, wr_map **out);
+WR_EXTERN void wr_map_close(wr_map *m);
+/* Insert or replace. Errors: -WR_EMSGSIZE (key or value too long),
+ * -WR_ENOMEM (the key's stripe is full), -WR_EINTR. Blocks on the stripe
+ * lock only. */
+WR_EXTERN int wr_map_put(wr_map *m, const void *key, size_t klen, const void *val, size_t vlen);
+/* Copy the value into buf (up to cap bytes); returns its full length.
+ * Errors: -WR_ENOENT. */
+WR_EXTERN int wr_map_get(wr_map *m, const void *key, size_t klen, void *buf, size_t cap);
+/* Errors: -WR_ENOENT. */
+WR_EXTERN int wr_map_del(wr_map *m, const void *key, size_t klen);
+/* Store a heap block this worker owns as the value: ownership moves to the
+ * map; the block is freed when its key is replaced or deleted. */
+WR_EXTERN int wr_map_put_block(wr_map *m, const void *key, size_t klen, void *block);
+/* The block stored under key (valid until the key is replaced/deleted). */
+WR_EXTERN int wr_map_get_block(wr_map *m, const void *key, size_t klen, void **block);
+/* Read-modify-write under the stripe lock (the seeds' "group"): fn gets
+ * the value (exists = 0: absent, *len = 0), may change it in place up to
+ * cap bytes and *len, and returns WR_MAP_KEEP (store it), WR_MAP_DELETE, or
+ * a negative code (the value is restored; the call returns that code). */
+enum { WR_MAP_KEEP = 0, WR_MAP_DELETE = 1 };
+typedef int (*wr_map_fn)(void *val, uint32_t *len, uint32_t cap, int exists, void *ctx);
+WR_EXTERN int wr_map_group(wr_map *m, const void *key, size_t klen, wr_map_fn fn, void *ctx);
+/* Number of entries (a scan, taking each stripe's lock in turn). */
+WR_EXTERN int64_t wr_map_count(wr_map *m);
+
+typedef struct wr_array wr_array;
+/* n elements of elem_size bytes, zeroed. Errors: -WR_EINVAL. */
+WR_EXTERN int wr_array_create(wr_arena *a, const char *name, uint32_t n, uint32_t elem_size);
+WR_EXTERN int wr_array_open(wr_arena *a, const char *name, wr_array **out);
+WR_EXTERN void wr_array_close(wr_array *ar);
+WR_EXTERN uint32_t wr_array_len(const wr_array *ar);
+/* Errors: -WR_EINVAL (index out of range). */
+WR_EXTERN int wr_array_get(wr_array *ar, uint32_t i, void *buf);
+WR_EXTERN int wr_array_set(wr_array *ar, uint32_t i, const void *elem);
+/* fn changes element i in place under its stripe lock; a negative return
+ * restores it and is returned. */
+WR_EXTERN int wr_array_group(wr_array *ar, uint32_t i, int (*fn)(void *elem, void *ctx),
+                             void *ctx);
+
+/* Return every permit, lock and MVar operation (slot, incarnation) held:
+ * permits go back to their semaphores (*permits_returned counts them),
+ * mutexes and rwlocks it held become owner-dead, its read holds are
+ * dropped, its half-done MVar/map operations are rolled back or forward,
+ * and waiters are woken. Idempotent. The worker must be DEAD (-WR_EAGAIN). */
 WR_EXTERN int wr_sync_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation,
                               uint64_t *permits_returned);
+
+/* A wait-for cycle: slots[i] waits on objs[i] (of kinds[i]), which slots[i+1]
+ * (cyclically) holds. */
+#define WR_DEADLOCK_MAX 16
+typedef struct wr_deadlock {
+  uint32_t n;
+  uint32_t slots[WR_DEADLOCK_MAX];
+  int kinds[WR_DEADLOCK_MAX];
+  wr_off_t objs[WR_DEADLOCK_MAX];
+} wr_deadlock;
+/* Build the wait-for graph from the slot table (who waits on which mutex,
+ * rwlock, semaphore or MVar; who holds it) and look for a cycle among live
+ * workers. Returns 1 and fills *cycle if one exists, 0 if none. A snapshot:
+ * workers keep running while it reads. Does not block. */
+WR_EXTERN int wr_deadlock_check(wr_arena *a, wr_deadlock *cycle);
 
 /* ---------------------------------------------------------------- worker
  * (lib/worker.c, issue 6.) The worker side of a run supervised by `warren`:
@@ -469,7 +654,7 @@ WR_EXTERN uint32_t wr_worker_nout(const wr_worker *w);
  * replica's lane index on first use. *out is owned by w (the same handle on
  * every call) and valid until wr_worker_detach. Errors: -WR_EINVAL (i out
  * of range), -WR_ENOENT (no input/output of that name), those of
- * wr_chan_open, -ENOSYS in a build without channels. Does not block. */
+ * wr_chan_open. Does not block. */
 WR_EXTERN int wr_worker_in(wr_worker *w, uint32_t i, wr_chan **out);
 WR_EXTERN int wr_worker_out(wr_worker *w, uint32_t i, wr_chan **out);
 WR_EXTERN int wr_worker_in_named(wr_worker *w, const char *name, wr_chan **out);

@@ -634,7 +634,8 @@ static char *resolve_exec(const char *self_dir, const char *cfg_dir, const char 
     return NULL;
   }
   if (self_dir && strncmp(arg0, "warren", 6) == 0) {
-    static const char *const rel[] = {"", "/../worker", "/../../tests/workers", NULL};
+    static const char *const rel[] = {"", "/../worker", "/../../tests/workers",
+                                      "/../../examples", NULL};
     for (int i = 0; rel[i]; i++) {
       char d[4096];
       snprintf(d, sizeof d, "%s%s", self_dir, rel[i]);

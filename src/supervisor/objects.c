@@ -1,12 +1,7 @@
 /*
  * objects.c: the arena and the objects a config declares, and every call
- * the supervisor makes into the channel and synchronisation modules.
- *
- * Those modules (lib/chan.c, lib/sem.c: issues 4 and 5) are built on other
- * branches; this file is the one seam. Meson defines WR_HAVE_CHAN /
- * WR_HAVE_SYNC when their sources are in lib/; without them a config that
- * declares channels or semaphores fails to start with a clear error (and
- * reclaim has nothing of theirs to return), everything else works.
+ * the supervisor makes into the channel and synchronisation modules, so
+ * that the rest of the supervisor sees them through a few functions.
  */
 #include "sup.h"
 
@@ -24,7 +19,6 @@ int objects_build(struct sup *s) {
     return rc;
   }
   for (int i = 0; i < c->nchans; i++) {
-#ifdef WR_HAVE_CHAN
     const struct cfg_chan *ch = &c->chans[i];
     wr_chan_opts co = {.capacity = ch->capacity,
                        .slot_size = ch->slot_size,
@@ -32,24 +26,17 @@ int objects_build(struct sup *s) {
                        .consumers = ch->consumers,
                        .flags = ch->keyed ? WR_CHAN_KEYED : 0};
     rc = wr_chan_create(s->arena, ch->name, &co);
-#else
-    rc = -ENOSYS;
-#endif
     if (rc) {
-      log_msg(LOG_ERROR, "supervisor.error", "cannot create channel %s: %s%s", c->chans[i].name,
-              wr_strerror(rc), rc == -ENOSYS ? " (this build has no lib/chan.c)" : "");
+      log_msg(LOG_ERROR, "supervisor.error", "cannot create channel %s: %s", c->chans[i].name,
+              wr_strerror(rc));
       return rc;
     }
   }
   for (int i = 0; i < c->nsems; i++) {
-#ifdef WR_HAVE_SYNC
     rc = wr_sem_create(s->arena, c->sems[i].name, c->sems[i].value);
-#else
-    rc = -ENOSYS;
-#endif
     if (rc) {
-      log_msg(LOG_ERROR, "supervisor.error", "cannot create semaphore %s: %s%s", c->sems[i].name,
-              wr_strerror(rc), rc == -ENOSYS ? " (this build has no lib/sem.c)" : "");
+      log_msg(LOG_ERROR, "supervisor.error", "cannot create semaphore %s: %s", c->sems[i].name,
+              wr_strerror(rc));
       return rc;
     }
   }
@@ -59,41 +46,25 @@ int objects_build(struct sup *s) {
 /* A producer that exits for good: close its lanes so consumers drain them
  * and then see end of stream. */
 void objects_close_outputs(struct sup *s, struct inst *in) {
-#ifdef WR_HAVE_CHAN
   const struct cfg_worker *w = &s->cfg->workers[in->w];
   for (int k = 0; k < w->nout; k++)
     wr_chan_close_side(s->arena, w->out[k], WR_PRODUCER, (uint32_t)(w->out_base[k] + in->replica));
-#else
-  (void)s;
-  (void)in;
-#endif
 }
 
 int objects_chan_reclaim(wr_arena *a, uint32_t slot, uint32_t inc, uint64_t *redelivered) {
   *redelivered = 0;
-#ifdef WR_HAVE_CHAN
   return wr_chan_reclaim(a, slot, inc, redelivered);
-#else
-  (void)a, (void)slot, (void)inc;
-  return 0;
-#endif
 }
 
 int objects_sync_reclaim(wr_arena *a, uint32_t slot, uint32_t inc, uint64_t *permits) {
   *permits = 0;
-#ifdef WR_HAVE_SYNC
   return wr_sync_reclaim(a, slot, inc, permits);
-#else
-  (void)a, (void)slot, (void)inc;
-  return 0;
-#endif
 }
 
 /* Per-lane statistics of every declared channel, as a JSON array. The rate
  * is records per second since the previous call (0 on the first). */
 cJSON *objects_chan_stats(struct sup *s) {
   cJSON *arr = cJSON_CreateArray();
-#ifdef WR_HAVE_CHAN
   enum { MAXL = 1024 };
   static uint64_t prev_sent[4096], prev_ms;
   uint64_t now = sup_now_ms(s);
@@ -127,8 +98,5 @@ cJSON *objects_chan_stats(struct sup *s) {
   }
   free(ls);
   prev_ms = now;
-#else
-  (void)s;
-#endif
   return arr;
 }

@@ -251,7 +251,24 @@ static bool dependents_running(struct sup *s, int w) {
   return false;
 }
 
+static void finish(struct sup *s);
+static void on_pipes_timeout(uv_timer_t *t) {
+  struct sup *s = t->data;
+  s->pipes_forced = true;
+  finish(s);
+}
+
+/* Every process has exited. The last lines a worker wrote may still be in
+ * its pipes (libuv can report the exit first): wait for their end of file
+ * (on_read calls sup_kick), at most 2 s (a daemonized grandchild may hold
+ * one open), so that they are logged before the final stats. */
 static void finish(struct sup *s) {
+  if (s->finished) return;
+  if (s->out_pipes > 0 && !s->pipes_forced) {
+    uv_timer_start(&s->drain_timer, on_pipes_timeout, 2000, 0);
+    return;
+  }
+  s->finished = true;
   stats_log(s);
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "exit_code", s->exit_code);

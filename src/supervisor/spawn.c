@@ -37,6 +37,7 @@ struct proc {
   uv_process_t p;
   uv_pipe_t pipe[2];
   struct inst *in;
+  struct sup *sup;
   char label[64];
   int pid;
   int open; /* handles not yet closed */
@@ -84,6 +85,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   } else if (n < 0) {
     flush_lines(pr, k, true);
     uv_close((uv_handle_t *)st, proc_closed);
+    /* The run ends only after the last lines of its workers were logged. */
+    if (--pr->sup->out_pipes == 0 && pr->sup->stopping) sup_kick(pr->sup);
   }
 }
 
@@ -173,6 +176,7 @@ int spawn_inst(struct sup *s, struct inst *in) {
   struct proc *pr = calloc(1, sizeof *pr);
   pr->close_cb = proc_closed;
   pr->in = in;
+  pr->sup = s;
   snprintf(pr->label, sizeof pr->label, "%s", in->label);
 
   int argc = 0;
@@ -228,6 +232,7 @@ int spawn_inst(struct sup *s, struct inst *in) {
   in->proc = pr;
   for (int k = 0; k < 2; k++)
     uv_read_start((uv_stream_t *)&pr->pipe[k], on_alloc, on_read);
+  s->out_pipes += 2;
   return 0;
 }
 

@@ -7,7 +7,7 @@
  * slot, lifecycle state (lifecycle.c, the table) and, while it runs, one
  * `struct proc` (spawn.c: the libuv process handle and the two pipes that
  * capture its output). Everything that touches channels and semaphores is
- * in objects.c, behind the WR_HAVE_CHAN / WR_HAVE_SYNC seam.
+ * in objects.c.
  */
 #ifndef WARREN_SUP_H
 #define WARREN_SUP_H
@@ -191,6 +191,8 @@ struct sup {
   int *winst;    /* first instance index of each worker */
   bool stopping; /* graceful stop in progress */
   bool draining; /* sources were stopped; waiting for the pipeline */
+  int out_pipes;  /* worker stdout/stderr pipes not yet at end of file */
+  bool pipes_forced, finished; /* finish(): gave up waiting for them; done */
   int exit_code;
   char self_dir[4096]; /* directory of the warren executable */
   char shim[4096];     /* path of warren-shim (plain commands run under it) */
@@ -235,7 +237,7 @@ int guard_pid(void);
 /* reclaim.c: everything a dead incarnation held, before its replacement. */
 void reclaim_inst(struct sup *s, struct inst *in);
 
-/* objects.c: arena, channels, semaphores (the seam to chan.c / sem.c). */
+/* objects.c: arena, channels, semaphores. */
 int objects_build(struct sup *s);
 void objects_close_outputs(struct sup *s, struct inst *in);
 int objects_chan_reclaim(wr_arena *a, uint32_t slot, uint32_t inc, uint64_t *redelivered);

@@ -15,7 +15,6 @@
  *   say TEXT              print TEXT on stdout and stderr, ready, run until SIGTERM
  *   produce               send numbered records to output 0 until SIGTERM, then close
  *                         it and write the count to produced.REPLICA
- *   has-sync              exit 0 if this build has semaphores, else 77
  *   sem-crash MARKER      attach, take 2 permits of semaphore "disk", ready; the first
  *                         incarnation then SIGKILLs itself; later ones take every
  *                         permit (proving they came back), print it, run until SIGTERM
@@ -184,14 +183,6 @@ int main(int argc, char **argv) {
     wr_worker_detach(w);
     return 0;
   }
-  if (strcmp(mode, "has-sync") == 0) {
-#ifdef WR_HAVE_SYNC
-    return 0;
-#else
-    return 77;
-#endif
-  }
-#ifdef WR_HAVE_SYNC
   if (strcmp(mode, "sem-crash") == 0 && argc > 2) {
     wr_worker *w = attach();
     wr_sem *sem;
@@ -209,7 +200,6 @@ int main(int argc, char **argv) {
     wait_term(w);
     return 0;
   }
-#endif
   if (strcmp(mode, "scribble") == 0 && argc > 2) {
     wr_worker *w = attach();
     wr_arena *a = wr_worker_arena(w);

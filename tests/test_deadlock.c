@@ -1,0 +1,183 @@
+/* test_deadlock.c: two processes each holding one mutex and waiting for the
+ * other's: wr_deadlock_check returns the cycle (slots and objects). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "sync_testlib.h"
+
+struct plan {
+  const char *first, *second;
+};
+
+/* Lock first, tell the barrier, wait until both hold theirs, lock second. */
+static int worker(wr_arena *a, void *arg) {
+  const struct plan *p = arg;
+  wr_mutex *m1, *m2;
+  wr_sem *ready, *go;
+  if (wr_mutex_open(a, p->first, &m1) || wr_mutex_open(a, p->second, &m2) ||
+      wr_sem_open(a, "ready", &ready) || wr_sem_open(a, "go", &go))
+    return 2;
+  if (wr_mutex_lock(m1, -1)) return 3;
+  if (wr_sem_release(ready, 1)) return 4;
+  if (wr_sem_acquire(go, 1, -1)) return 5;
+  wr_mutex_lock(m2, -1); /* never returns: deadlock */
+  return 6;
+}
+
+static void test_two_process_cycle(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  assert_int_equal(wr_mutex_create(a, "m1"), 0);
+  assert_int_equal(wr_mutex_create(a, "m2"), 0);
+  assert_int_equal(wr_sem_create(a, "ready", 0), 0);
+  assert_int_equal(wr_sem_create(a, "go", 0), 0);
+  wr_deadlock cyc;
+  assert_int_equal(wr_deadlock_check(a, &cyc), 0);
+  struct plan pa = {"m1", "m2"}, pb = {"m2", "m1"};
+  tl_child A = tl_spawn(a, NULL, worker, &pa);
+  tl_child B = tl_spawn(a, NULL, worker, &pb);
+  wr_sem *ready, *go;
+  assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
+  assert_int_equal(wr_sem_open(a, "go", &go), 0);
+  assert_int_equal(wr_sem_acquire(ready, 2, -1), 0); /* both hold their first */
+  assert_int_equal(wr_sem_release(go, 2), 0);
+  /* Poll until both are blocked (a behaviour, not a time: bounded tries). */
+  int found = 0;
+  for (int i = 0; i < 20000 && !found; i++) {
+    found = wr_deadlock_check(a, &cyc);
+    if (!found) usleep(500);
+  }
+  assert_int_equal(found, 1);
+  assert_int_equal(cyc.n, 2);
+  wr_off_t m1, m2;
+  assert_int_equal(wr_name_lookup(a, "m1", NULL, &m1), 0);
+  assert_int_equal(wr_name_lookup(a, "m2", NULL, &m2), 0);
+  for (uint32_t i = 0; i < 2; i++) {
+    uint32_t s = cyc.slots[i], next = cyc.slots[(i + 1) % 2];
+    assert_true(s == A.slot || s == B.slot);
+    assert_int_equal(cyc.kinds[i], WR_KIND_MUTEX);
+    /* slot s waits for the mutex it did not lock first, held by the other */
+    assert_int_equal(cyc.objs[i], s == A.slot ? m2 : m1);
+    assert_int_not_equal(s, next);
+  }
+  /* The supervisor breaks it by killing one; the other then gets EOWNERDEAD
+   * and proceeds; nothing is left. */
+  kill(A.pid, SIGKILL);
+  tl_reap(a, &A);
+  tl_reap(a, &B);
+  assert_int_equal(tl_exit_code(&B), 6);
+  assert_int_equal(wr_deadlock_check(a, &cyc), 0);
+  wr_sem_close(ready);
+  wr_sem_close(go);
+  assert_true(tl_heap_ok(a));
+  wr_arena_detach(a);
+}
+
+/* A semaphore cycle: each holds the only permit of one and waits on the
+ * other's. */
+static int worker_sem(wr_arena *a, void *arg) {
+  const struct plan *p = arg;
+  wr_sem *s1, *s2, *ready, *go;
+  if (wr_sem_open(a, p->first, &s1) || wr_sem_open(a, p->second, &s2) ||
+      wr_sem_open(a, "ready", &ready) || wr_sem_open(a, "go", &go))
+    return 2;
+  if (wr_sem_acquire(s1, 1, -1) || wr_sem_release(ready, 1) || wr_sem_acquire(go, 1, -1)) return 3;
+  wr_sem_acquire(s2, 1, -1);
+  return 6;
+}
+
+static void test_sem_cycle(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  assert_int_equal(wr_sem_create(a, "s1", 1), 0);
+  assert_int_equal(wr_sem_create(a, "s2", 1), 0);
+  assert_int_equal(wr_sem_create(a, "ready", 0), 0);
+  assert_int_equal(wr_sem_create(a, "go", 0), 0);
+  struct plan pa = {"s1", "s2"}, pb = {"s2", "s1"};
+  tl_child A = tl_spawn(a, NULL, worker_sem, &pa);
+  tl_child B = tl_spawn(a, NULL, worker_sem, &pb);
+  wr_sem *ready, *go;
+  assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
+  assert_int_equal(wr_sem_open(a, "go", &go), 0);
+  assert_int_equal(wr_sem_acquire(ready, 2, -1), 0);
+  assert_int_equal(wr_sem_release(go, 2), 0);
+  wr_deadlock cyc;
+  int found = 0;
+  for (int i = 0; i < 20000 && !found; i++) {
+    found = wr_deadlock_check(a, &cyc);
+    if (!found) usleep(500);
+  }
+  assert_int_equal(found, 1);
+  assert_int_equal(cyc.n, 2);
+  assert_int_equal(cyc.kinds[0], WR_KIND_SEM);
+  kill(A.pid, SIGKILL);
+  assert_int_equal(tl_reap(a, &A), 2); /* its permit of s1, and the one of go */
+  tl_reap(a, &B);
+  assert_int_equal(tl_exit_code(&B), 6);
+  wr_sem_close(ready);
+  wr_sem_close(go);
+  wr_arena_detach(a);
+}
+
+/* An MVar cycle: each took one box (so it holds it) and waits to take the
+ * other's. */
+static int worker_mvar(wr_arena *a, void *arg) {
+  const struct plan *p = arg;
+  wr_mvar *m1, *m2;
+  wr_sem *ready, *go;
+  if (wr_mvar_open(a, p->first, &m1) || wr_mvar_open(a, p->second, &m2) ||
+      wr_sem_open(a, "ready", &ready) || wr_sem_open(a, "go", &go))
+    return 2;
+  char v[8];
+  if (wr_mvar_take(m1, v, sizeof v, -1) < 0 || wr_sem_release(ready, 1) ||
+      wr_sem_acquire(go, 1, -1))
+    return 3;
+  wr_mvar_take(m2, v, sizeof v, -1);
+  return 6;
+}
+
+static void test_mvar_cycle(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  assert_int_equal(wr_mvar_create(a, "v1", 8, "one", 3), 0);
+  assert_int_equal(wr_mvar_create(a, "v2", 8, "two", 3), 0);
+  assert_int_equal(wr_sem_create(a, "ready", 0), 0);
+  assert_int_equal(wr_sem_create(a, "go", 0), 0);
+  struct plan pa = {"v1", "v2"}, pb = {"v2", "v1"};
+  tl_child A = tl_spawn(a, NULL, worker_mvar, &pa);
+  tl_child B = tl_spawn(a, NULL, worker_mvar, &pb);
+  wr_sem *ready, *go;
+  assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
+  assert_int_equal(wr_sem_open(a, "go", &go), 0);
+  assert_int_equal(wr_sem_acquire(ready, 2, -1), 0);
+  assert_int_equal(wr_sem_release(go, 2), 0);
+  wr_deadlock cyc;
+  int found = 0;
+  for (int i = 0; i < 20000 && !found; i++) {
+    found = wr_deadlock_check(a, &cyc);
+    if (!found) usleep(500);
+  }
+  assert_int_equal(found, 1);
+  assert_int_equal(cyc.n, 2);
+  assert_int_equal(cyc.kinds[0], WR_KIND_MVAR);
+  assert_int_equal(cyc.kinds[1], WR_KIND_MVAR);
+  /* Killing A puts its box back (A's take is undone): B proceeds. */
+  kill(A.pid, SIGKILL);
+  tl_reap(a, &A);
+  tl_reap(a, &B);
+  assert_int_equal(tl_exit_code(&B), 6);
+  wr_sem_close(ready);
+  wr_sem_close(go);
+  wr_arena_detach(a);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_two_process_cycle),
+      cmocka_unit_test(test_sem_cycle),
+      cmocka_unit_test(test_mvar_cycle),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
