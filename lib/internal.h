@@ -269,7 +269,9 @@ int wr__robust_lock(pthread_mutex_t *m);
  * as after a dead owner. The supervisor never waits forever on a word a
  * worker can write. */
 int wr__robust_lock_bounded(pthread_mutex_t *m, int64_t patience_ns);
+#ifndef WR__LOCK_PATIENCE_NS /* the fuzzer shortens it */
 #define WR__LOCK_PATIENCE_NS 1000000000ll
+#endif
 void wr__robust_unlock(pthread_mutex_t *m, bool repaired);
 
 /* arena.c, for backend.c */

@@ -22,12 +22,11 @@ flags=(-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -I"$src/lib/include" -I"$src/lib" -I"$src/src/supervisor")
 libsrc=()
 for f in "$src"/lib/*.c; do libsrc+=("$f"); done
-chan=()
-[ -f "$src/lib/chan.c" ] && chan=(-DWR_HAVE_CHAN=1)
 $cc "${flags[@]}" "$src/tests/fuzz/fuzz_config.c" "$src/src/supervisor/config.c" \
   $(pkg-config --cflags --libs libcjson) -lm -o "$out/fuzz_config" || exit 1
-$cc "${flags[@]}" "${chan[@]}" "$src/tests/fuzz/fuzz_arena.c" "${libsrc[@]}" -lpthread \
-  -o "$out/fuzz_arena" || exit 1
+# A scribbled lock costs the supervisor WR__LOCK_PATIENCE_NS: 1 ms here.
+$cc "${flags[@]}" -DWR__LOCK_PATIENCE_NS=1000000ll "$src/tests/fuzz/fuzz_arena.c" \
+  "${libsrc[@]}" -lpthread -o "$out/fuzz_arena" || exit 1
 rc=0
 for h in config arena; do
   corpus="$out/corpus-$h"

@@ -6,8 +6,8 @@
  *
  * - A scribbled span descriptor (npages, nblocks, class) is skipped by
  *   reclaim instead of trusted (found by tests/fuzz/fuzz_arena.c).
- * - A directory entry moved off a channel descriptor's alignment is
- *   refused (fuzzer, UBSan).
+ * - A directory entry moved off a channel descriptor's or a semaphore's
+ *   alignment is refused (fuzzer, UBSan).
  * - A scribbled page or directory lock does not hang the supervisor: its
  *   wait is bounded, the lock is rebuilt (found by the fuzzer too).
  * - The hostile worker: a real process does honest work, then writes
@@ -112,6 +112,29 @@ static void test_scribbled_chan_entry(void **state) {
   wr_arena_detach(a);
 }
 
+/* The same for a synchronisation object (fuzzer: UBSan, sync.c). */
+static void test_scribbled_sync_entry(void **state) {
+  (void)state;
+  wr_arena *a = make(4 << 20);
+  assert_int_equal(wr_sem_create(a, "s", 3), 0);
+  uint32_t e = 0;
+  while (e < WR__DIR_ENTRIES && strcmp(a->dir[e].name, "s")) e++;
+  assert_true(e < WR__DIR_ENTRIES);
+  uint64_t off = a->dir[e].off;
+  wr_sem *s;
+  uint64_t permits;
+  for (uint64_t d = 2; d < 16; d += 5) {
+    a->dir[e].off = off + d;
+    assert_int_equal(wr_sem_open(a, "s", &s), -WR_ECORRUPT);
+    assert_int_equal(wr_sync_reclaim(a, 1, 1, &permits), 0);
+  }
+  a->dir[e].off = off;
+  assert_int_equal(wr_sem_open(a, "s", &s), 0);
+  assert_int_equal(wr_sem_value(s), 3);
+  wr_sem_close(s);
+  wr_arena_detach(a);
+}
+
 /* ---------------------------------------------------------------- hostile */
 
 struct hctl {
@@ -213,6 +236,7 @@ int main(void) {
       cmocka_unit_test(test_scribbled_span_descriptor),
       cmocka_unit_test(test_scribbled_locks),
       cmocka_unit_test(test_scribbled_chan_entry),
+      cmocka_unit_test(test_scribbled_sync_entry),
       cmocka_unit_test(test_hostile_worker),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,9 +32,7 @@ void integrity_check(struct sup *s, const char *after) {
   char why[256] = "";
   int rc = wr_heap_check(s->arena, NULL, why, sizeof why);
   report(0, "heap", rc, why, after);
-#ifdef WR_HAVE_CHAN
   why[0] = 0;
   rc = wr_chan_check(s->arena, why, sizeof why);
   report(1, "chan", rc, why, after);
-#endif
 }

@@ -4,12 +4,14 @@
  *
  * A template arena is built once: a channel with blocks and records in
  * flight, a bound name, and two worker slots that died mid-work (slot 1 a
- * producer holding blocks, slot 2 a consumer with a record peeked). Each
+ * producer holding blocks and semaphore permits, slot 2 a consumer with a
+ * record peeked, a mutex locked and an MVar taken). Each
  * input is a list of patches, [region:1][offset:3][len:1][bytes], applied
  * to a fresh copy of the template (regions: header, slots, directory, lane
  * table, page map, heap, anywhere). Whatever attaches then goes through
  * everything the supervisor does: wr_heap_check, wr_chan_check, stats,
- * the reclaim of both dead slots, close_side, the checks again. None of it
+ * the reclaim of both dead slots (channels, sync objects, heap),
+ * close_side, the checks again. None of it
  * may crash, hang or touch memory outside the mapping (ASan, UBSan).
  */
 #include <stdint.h>
@@ -32,6 +34,9 @@ static uint32_t inc1, inc2;
 static uint64_t region[7][2]; /* offset, length */
 static wr_arena *a, *w1, *w2;  /* the template's handles, kept for the run */
 static wr_chan *p, *c;
+static wr_sem *sem;
+static wr_mutex *mtx;
+static wr_mvar *mv;
 
 static void die(const char *what) {
   (void)!write(2, what, strlen(what));
@@ -63,6 +68,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   }
   wr_rec r;
   if (wr_chan_peek(c, &r, 0)) die("peek\n");
+  /* sync objects the dead workers hold: permits, a lock, an MVar taken */
+  char v[32] = "value";
+  if (wr_sem_create(a, "sem", 4) || wr_mutex_create(a, "mtx") ||
+      wr_mvar_create(a, "mv", sizeof v, v, sizeof v))
+    die("sync\n");
+  if (wr_sem_open(w1, "sem", &sem) || wr_sem_acquire(sem, 3, 0) ||
+      wr_mutex_open(w2, "mtx", &mtx) || wr_mutex_lock(mtx, 0) ||
+      wr_mvar_open(w2, "mv", &mv) || wr_mvar_take(mv, v, sizeof v, 0) != sizeof v)
+    die("hold\n");
   /* w1 and w2 are never detached: their slots stay LIVE in the copy, as
    * workers that were SIGKILLed; the harness marks them dead. */
   tmpl = malloc(ARENA);
@@ -100,6 +114,7 @@ static void supervise(wr_arena *x) {
   for (uint32_t s = 1; s <= 2; s++) {
     wr_slot_mark_dead(x, s, inc[s]);
     wr_chan_reclaim(x, s, inc[s], &red);
+    wr_sync_reclaim(x, s, inc[s], &red);
     wr_heap_reclaim(x, s, inc[s], &rep);
     wr_slot_release(x, s, inc[s]);
   }
