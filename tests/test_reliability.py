@@ -12,11 +12,20 @@ fresh directory, its events parsed). Cases:
                  and again: warren (built with ASan in the test build) never
                  crashes or hangs, logs arena.corrupt, restarts it, stops
   no_fd_leak     a worker's child (what the exec stage runs) sees no arena fd
+  exactly_once   gen --resume -> file-sink --exactly-once under chaos: the
+                 file equals the input exactly, in order, no duplicate
+  soak           five stages with replicas (configs/soak.json) under chaos:
+                 every record arrives (duplicates counted apart), heap back to
+                 its baseline, every semaphore permit back, supervisor RSS flat.
+                 bench/soak.py runs the same longer.
 """
+import collections
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_supervisor as ts  # noqa: E402  (parses argv: WARREN TEST_WORKER CASE)
@@ -93,6 +102,98 @@ def case_no_fd_leak():
     fds = open(path).read()
     check("memfd:" not in fds, "the child sees the arena:\n" + fds)
     r.stop()
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+
+
+def checksum(lines):
+    """Order-independent: the sum of each line's 64-bit hash."""
+    return sum(int.from_bytes(hashlib.blake2b(l.encode(), digest_size=8).digest(), "little")
+               for l in lines) % (1 << 64)
+
+
+def soak(count, rate, chaos, seed=1, sinks=2):
+    """Run configs/soak.json moving `count` records at `rate` a second, `chaos`
+    kills a second; returns the figures. Fails on any loss or leak."""
+    def edit(c):
+        c["workers"][0]["exec"][3:7] = ["--count", str(count), "--rate", str(rate)]
+        c["workers"][-1]["replicas"] = sinks
+    r = Run("soak.json", edit, extra=("--chaos", "%d:%g" % (seed, chaos)))
+    r.wait_event("chaos.start")
+    rss = [rss_kib(r.p.pid)]
+    end = time.monotonic() + 3600
+    while r.p.poll() is None and time.monotonic() < end:
+        time.sleep(0.2)
+        if r.evs("worker.exit", code=2):
+            r.dump()
+            fail("a stage refused its arguments")
+        try:
+            rss.append(rss_kib(r.p.pid))
+        except (OSError, IndexError):
+            break
+    r.finish()  # the run ends by itself once the sink drained everything
+    got = []
+    for k in range(sinks):
+        with open(os.path.join(r.dir, "out.%d" % k)) as f:
+            got += f.read().splitlines()
+    want = [str(i) for i in range(count)]
+    seen = collections.Counter(got)
+    lost = [x for x in want if x not in seen]
+    extra = [x for x in seen if x not in set(want)]
+    heap = r.evs("heap.stats")[-1]
+    sems = r.evs("semaphore.stats")
+    fig = {
+        "records": count, "received": len(got), "kills": len(r.evs("chaos.kill")),
+        "restarts": len(r.evs("worker.start")) - 9, "duplicates": len(got) - len(seen),
+        "lost": len(lost), "foreign": len(extra),
+        "checksum_source": "%016x" % checksum(want), "checksum_sink": "%016x" % checksum(seen),
+        "leaked_bytes": heap["bytes"] - heap["baseline_bytes"],
+        "lost_permits": sum(e["initial"] - e.get("value", 0) for e in sems),
+        "rss_kib_first": rss[0], "rss_kib_max": max(rss), "rss_kib_last": rss[-1],
+        "corrupt": len(r.evs("arena.corrupt")),
+    }
+    print(json.dumps(fig))
+    check(not lost and not extra, "lost %d records (%s...), %d foreign" %
+          (len(lost), lost[:5], len(extra)))
+    check(fig["checksum_source"] == fig["checksum_sink"], "checksums differ")
+    check(fig["leaked_bytes"] == 0, "heap: %s" % heap)
+    check(sems and fig["lost_permits"] == 0, "semaphores: %s" % sems)
+    check(fig["corrupt"] == 0, "corruption: %s" % r.evs("arena.corrupt"))
+    check(fig["kills"] > 0, "chaos killed nothing")
+    return fig
+
+
+def case_soak():
+    fig = soak(count=10000, rate=2000, chaos=8)
+    # flat: what the supervisor holds at the end is what it held early on
+    check(fig["rss_kib_last"] <= fig["rss_kib_first"] * 1.5 + 16384, "RSS grew: %s" % fig)
+
+
+def case_exactly_once():
+    def edit(c):
+        c["channels"] = [{"name": "c0", "capacity": 64, "slot_size": 64}]
+        c["semaphores"] = []
+        c["workers"] = [
+            {"name": "src", "out": ["c0"], "exec": ["warren-worker", "gen", "--resume",
+                                                    "--count", "20000", "--rate", "8000"]},
+            {"name": "sink", "in": ["c0"],
+             "exec": ["warren-worker", "file-sink", "--exactly-once", "out"]}]
+    r = Run("soak.json", edit, extra=("--chaos", "3:5"))
+    r.finish()
+    with open(os.path.join(r.dir, "out")) as f:
+        got = f.read().splitlines()
+    kills = r.evs("chaos.kill")
+    check(len(kills) > 0, "chaos killed nothing")
+    first_bad = next((i for i, x in enumerate(got) if x != str(i)), None)
+    check(got == [str(i) for i in range(20000)],
+          "%d lines, %d kills (%s); first wrong line %s: %r" %
+          (len(got), len(kills), collections.Counter(k["worker"] for k in kills), first_bad,
+           got[first_bad - 2:first_bad + 2] if first_bad else None))
+    print("exactly once: 20000 records, %d kills (%s), 0 duplicates, 0 lost" %
+          (len(kills), dict(collections.Counter(k["worker"] for k in kills))))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@
  * death. The same finding is logged once, not at every later reclaim. The
  * supervisor carries on: every lib call it makes survives a scribbled
  * arena (tests/test_hostile.c, tests/fuzz/fuzz_arena.c).
+ *
+ * At the end of a run (every worker gone) integrity_final logs each
+ * declared semaphore's value beside its initial one: a permit a dead
+ * worker held and reclaim did not return shows as value < initial.
  */
 #include "sup.h"
 
@@ -35,4 +39,21 @@ void integrity_check(struct sup *s, const char *after) {
   why[0] = 0;
   rc = wr_chan_check(s->arena, why, sizeof why);
   report(1, "chan", rc, why, after);
+}
+
+void integrity_final(struct sup *s) {
+  for (int i = 0; i < s->cfg->nsems; i++) {
+    wr_sem *sem;
+    int rc = wr_sem_open(s->arena, s->cfg->sems[i].name, &sem);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", s->cfg->sems[i].name);
+    cJSON_AddNumberToObject(o, "initial", s->cfg->sems[i].value);
+    if (rc == 0) {
+      cJSON_AddNumberToObject(o, "value", wr_sem_value(sem));
+      wr_sem_close(sem);
+    } else {
+      cJSON_AddStringToObject(o, "error", wr_strerror(rc));
+    }
+    log_event(rc ? LOG_ERROR : LOG_INFO, "semaphore.stats", o);
+  }
 }

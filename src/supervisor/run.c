@@ -269,7 +269,9 @@ static void finish(struct sup *s) {
     return;
   }
   s->finished = true;
+  chaos_stop(s);
   stats_log(s);
+  integrity_final(s);
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "exit_code", s->exit_code);
   log_event(LOG_INFO, "supervisor.stop", o);

@@ -227,6 +227,8 @@ void chaos_stop(struct sup *s);
 
 /* integrity.c: after a reclaim, the checkers; corruption is logged. */
 void integrity_check(struct sup *s, const char *after);
+/* At the end of a run: semaphore.stats (value against initial) for each. */
+void integrity_final(struct sup *s);
 
 /* guard.c: kills every worker group if the supervisor dies. */
 int guard_start(void);
