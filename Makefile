@@ -5,7 +5,7 @@ BUILD     ?= build
 TESTBUILD ?= build-test
 MESON_TEST_OPTS ?=
 
-.PHONY: all deps build run test bench fuzz clean
+.PHONY: all deps build run test bench fuzz soak tsan valgrind clean
 
 all: build
 
@@ -31,6 +31,11 @@ test: deps $(TESTBUILD)/build.ninja
 
 bench: build
 	@scripts/run-bench.sh $(BUILD)
+
+# The long soak: 5 stages under chaos (bench/soak.py; COUNT RATE CHAOS).
+SOAK_ARGS ?=
+soak: build
+	@bench/soak.py $(BUILD) $(SOAK_ARGS)
 
 # libFuzzer harnesses (clang), FUZZ_SECONDS each; CI runs them briefly.
 FUZZ_SECONDS ?= 600

@@ -140,9 +140,9 @@ def soak(count, rate, chaos, seed=1, sinks=2):
         with open(os.path.join(r.dir, "out.%d" % k)) as f:
             got += f.read().splitlines()
     want = [str(i) for i in range(count)]
-    seen = collections.Counter(got)
+    seen, wanted = collections.Counter(got), set(want)
     lost = [x for x in want if x not in seen]
-    extra = [x for x in seen if x not in set(want)]
+    extra = [x for x in seen if x not in wanted]
     heap = r.evs("heap.stats")[-1]
     sems = r.evs("semaphore.stats")
     fig = {
@@ -162,7 +162,7 @@ def soak(count, rate, chaos, seed=1, sinks=2):
     check(fig["leaked_bytes"] == 0, "heap: %s" % heap)
     check(sems and fig["lost_permits"] == 0, "semaphores: %s" % sems)
     check(fig["corrupt"] == 0, "corruption: %s" % r.evs("arena.corrupt"))
-    check(fig["kills"] > 0, "chaos killed nothing")
+    check(fig["kills"] > 0 or chaos < 0.01, "chaos killed nothing")
     return fig
 
 
