@@ -37,6 +37,18 @@ SOAK_ARGS ?=
 soak: build
 	@bench/soak.py $(BUILD) $(SOAK_ARGS)
 
+# The lib tests under ThreadSanitizer (their threads; processes are apart).
+TSAN_TESTS ?= arena backend deadlock heap heap_crash map mutex mvar sem chan chan_crash hostile
+tsan: deps
+	@[ -f build-tsan/build.ninja ] || meson setup build-tsan --buildtype=debugoptimized \
+	  -Db_sanitize=thread -Db_lundef=false
+	ninja -C build-tsan
+	TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --print-errorlogs $(TSAN_TESTS)
+
+# The supervisor tests once with warren under valgrind memcheck.
+valgrind: deps
+	@scripts/valgrind.sh build-vg
+
 # libFuzzer harnesses (clang), FUZZ_SECONDS each; CI runs them briefly.
 FUZZ_SECONDS ?= 600
 fuzz:

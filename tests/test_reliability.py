@@ -11,6 +11,7 @@ fresh directory, its events parsed). Cases:
   hostile        a worker scribbles over the arena and SIGKILLs itself, again
                  and again: warren (built with ASan in the test build) never
                  crashes or hangs, logs arena.corrupt, restarts it, stops
+  socket_mode    the control socket is 0600
   no_fd_leak     a worker's child (what the exec stage runs) sees no arena fd
   exactly_once   gen --resume -> file-sink --exactly-once under chaos: the
                  file equals the input exactly, in order, no duplicate
@@ -23,6 +24,7 @@ import collections
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -92,6 +94,15 @@ def case_hostile():
         fail("warren exited %d: %s" % (r.p.returncode, bad[:3]))
     print("%d vandal incarnations, %d arena.corrupt events" %
           (len(r.evs("heap.reclaim", worker="vandal")), len(r.evs("arena.corrupt"))))
+
+
+def case_socket_mode():
+    """The control socket is the owner's alone (0600)."""
+    r = Run("sleepers.json")
+    r.all_ready()
+    mode = stat.S_IMODE(os.stat(r.sock).st_mode)
+    check(mode & 0o077 == 0, "control socket mode %o" % mode)
+    r.stop()
 
 
 def case_no_fd_leak():
