@@ -19,8 +19,8 @@ exec valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=d
   --log-file="$logs/vg.%p" "$(cd "$build" && pwd)/src/supervisor/warren" "\$@"
 EOS
 chmod +x "$wrap"
-list() { sed -n "/foreach case : \['$1'/,/\]/p" "$src/tests/meson.build" | grep -o "'[a-z_]*'" |
-         tr -d "'"; }
+list() { awk "/foreach case : \\['$1'/ {f = 1} f {print} f && /\\]/ {exit}" \
+           "$src/tests/meson.build" | grep -o "'[a-z_]*'" | tr -d "'"; }
 cases="$(list cli | sed 's/^/supervisor:/') $(list chaos | sed 's/^/reliability:/')"
 fail=0
 for sc in $cases; do
