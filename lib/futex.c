@@ -6,7 +6,7 @@
  * a mapping other processes see at other addresses). Waits use
  * FUTEX_WAIT_BITSET, whose timeout is an absolute CLOCK_MONOTONIC time, so a
  * loop that re-waits after a spurious wake-up never stretches its deadline.
- * Waits sleep at most WR__WAIT_SLICE_NS at a time and re-check the interrupt
+ * Waits sleep at most wr__wait_slice_ns at a time and re-check the interrupt
  * flag in between: a signal handler only sets the flag (wr_interrupt), and a
  * handler installed with SA_RESTART would not break the futex call itself.
  *
@@ -33,7 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WR__WAIT_SLICE_NS 20000000ll /* 20 ms */
+/* The longest single sleep; tests lengthen it so that a lost wake-up shows
+ * as a stall instead of hiding behind the slice. */
+int64_t wr__wait_slice_ns = 20000000ll; /* 20 ms */
 
 static _Atomic uint32_t intr_gen;     /* bumped by each wr_interrupt */
 static _Atomic uint32_t intr_pending; /* set by wr_interrupt, taken by one wait */
@@ -66,7 +68,7 @@ int64_t wr__now_ns(void) {
 
 int wr__futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *abs_deadline) {
   struct timespec slice;
-  int64_t now = wr__now_ns(), end = now + WR__WAIT_SLICE_NS;
+  int64_t now = wr__now_ns(), end = now + wr__wait_slice_ns;
   bool final = false;
   if (abs_deadline) {
     int64_t d = (int64_t)abs_deadline->tv_sec * 1000000000ll + abs_deadline->tv_nsec;

@@ -319,6 +319,7 @@ extern bool (*wr__lane_owns_hook)(const wr_arena *a, uint32_t lane, wr_off_t off
  * signal. */
 int wr__futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *abs_deadline);
 int wr__futex_wake(_Atomic uint32_t *word, int n); /* returns waiters woken */
+extern int64_t wr__wait_slice_ns; /* the bounded slice (20 ms) */
 int64_t wr__now_ns(void);                           /* CLOCK_MONOTONIC */
 /* Interrupts (wr_interrupt): take a token when a wait starts, then ask
  * whether an interrupt arrived since (the wait returns -WR_EINTR). */

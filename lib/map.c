@@ -343,7 +343,7 @@ static int map_read(wr_map *mh, const void *key, size_t klen, void *buf, size_t 
   } else {
     struct wr__mslot *sl = mslot(m, i);
     uint32_t n = sl->vlen <= m->value_max ? sl->vlen : m->value_max;
-    memcpy(buf, sl->kv + m->key_max, n < cap ? n : cap);
+    if (cap) memcpy(buf, sl->kv + m->key_max, n < cap ? n : cap); /* buf may be NULL */
     rc = (int)n;
   }
   stripe_unlock(st);

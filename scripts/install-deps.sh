@@ -2,7 +2,10 @@
 # Install, with apt, the Debian packages warren needs that are missing.
 # Non-interactive; does nothing (and needs no root) when all are present.
 set -euo pipefail
-pkgs=(meson ninja-build pkg-config gcc libuv1-dev libcjson-dev libcmocka-dev python3)
+# curl and tmux: the metrics and top tests (they skip without them);
+# python3-dev: the Python binding's C extension
+pkgs=(meson ninja-build pkg-config gcc libuv1-dev libcjson-dev libcmocka-dev python3 python3-dev
+      curl tmux)
 # `scripts/install-deps.sh fuzz` (make fuzz): clang and its libFuzzer runtime too.
 [ "${1:-}" = fuzz ] && pkgs+=(clang libclang-rt-14-dev)
 missing=()

@@ -7,3 +7,7 @@ for b in "$build"/bench/bench_*; do
   echo "== $(basename "$b")"
   "$b"
 done
+if [ -x "$build/bindings/python/warren-python" ]; then
+  echo "== bench_python.py"
+  "$build/bindings/python/warren-python" bench/bench_python.py
+fi

@@ -82,6 +82,19 @@ static const struct row rows[] = {
     {"env", "{\"workers\":[" W("a", ",\"env\":{\"WARREN_SLOT\":\"1\",\"X\":2}") "]}",
      {"workers[0].env.WARREN_SLOT", "workers[0].env.X"}},
     {"no workers", "{\"name\":\"x\"}", {"workers"}},
+    {"operations",
+     "{\"log_dir\":\"logs\",\"log_max_bytes\":\"1MiB\",\"log_files\":3,"
+     "\"metrics_listen\":\"127.0.0.1:9464\",\"workers\":[" W(
+         "a", ",\"umask\":\"027\",\"nice\":5,\"on_exit\":[\"/bin/true\"],"
+              "\"on_give_up\":[\"/bin/true\"],\"rlimits\":{\"nofile\":[64,128],"
+              "\"as\":\"1GiB\",\"cpu\":\"unlimited\",\"core\":0}") "]}",
+     {NULL}},
+    {"bad operations",
+     "{\"metrics_listen\":\"0.0.0.0:80\",\"log_files\":-1,\"workers\":[" W(
+         "a", ",\"umask\":\"999\",\"nice\":40,\"on_exit\":[],\"user\":\"no-such-user-x\","
+              "\"env_file\":\"/nonexistent/env\",\"rlimits\":{\"nofile\":[9,3]}") "]}",
+     {"metrics_listen", "log_files", "workers[0].umask", "workers[0].nice", "workers[0].on_exit",
+      "workers[0].user", "workers[0].env_file", "workers[0].rlimits.nofile"}},
 };
 /* clang-format on */
 

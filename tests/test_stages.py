@@ -424,12 +424,12 @@ def case_help():
     names = [l.split()[0] for l in p.stdout.decode().split("stages:\n")[1].split("\n\n")[0]
              .splitlines()]
     check(len(names) == 11, "stages listed: %s" % names)
-    guide = open(os.path.join(ROOT, "docs", "guide.md")).read()
+    guide = open(os.path.join(ROOT, "README.md")).read()
     for n in names:
         p = subprocess.run([WORKER, n, "--help"], stdout=subprocess.PIPE)
         check(p.returncode == 0 and p.stdout.decode().startswith("usage: warren-worker " + n),
               "%s --help" % n)
-        check("`%s" % n in guide, "docs/guide.md does not describe stage %s" % n)
+        check("`%s" % n in guide, "README.md does not describe stage %s" % n)
         p = subprocess.run([WORKER, n, "--no-such-option"], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE)
         check(p.returncode == 2 and b"warren-worker " + n.encode() in p.stderr,

@@ -173,6 +173,12 @@ def descendants(pid):
     return out
 
 
+def total(r, name):
+    """Sum of the counts the incarnations of a test worker appended to `name`."""
+    with open(os.path.join(r.dir, name)) as f:
+        return sum(int(x) for x in f.read().split())
+
+
 # ------------------------------------------------------------------ cases
 
 def case_cli():
@@ -394,10 +400,7 @@ def case_pipeline_drain():
     check(("sink", "stopping") not in to and ("sink", "exited") in to,
           "sink did not finish by itself: %s" % to)
     check(r.evs("worker.exit", worker="sink", code=0), "sink: %s" % r.evs("worker.exit"))
-    with open(os.path.join(r.dir, "produced.0")) as f:
-        produced = int(f.read())
-    with open(os.path.join(r.dir, "consumed.0")) as f:
-        consumed = int(f.read())
+    produced, consumed = total(r, "produced.0"), total(r, "consumed.0")
     check(produced > 0 and produced == consumed, "produced %d, consumed %d" % (produced, consumed))
     last = r.evs("channel.stats", channel="nums")[-1]
     check(last["closed"] and last["depth"] == 0 and last["received"] == produced, "%s" % last)

@@ -38,12 +38,12 @@ static void on_chaos(uv_timer_t *t) {
   if (s->stopping) return;
   int n = 0;
   for (int i = 0; i < s->ninst; i++)
-    n += s->inst[i].state == ST_READY && s->inst[i].pid > 1;
+    n += s->inst[i]->state == ST_READY && s->inst[i]->pid > 1;
   uint64_t pick = next_u64();
   if (n > 0) {
     int k = (int)(pick % (uint64_t)n);
     for (int i = 0; i < s->ninst; i++) {
-      struct inst *in = &s->inst[i];
+      struct inst *in = s->inst[i];
       if (in->state != ST_READY || in->pid <= 1 || k-- != 0) continue;
       cJSON *o = cJSON_CreateObject();
       cJSON_AddStringToObject(o, "worker", in->label);

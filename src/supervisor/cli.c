@@ -1,5 +1,6 @@
 /*
- * cli.c: `warren`'s command line: run, check, status, stats, stop, restart.
+ * cli.c: `warren`'s command line: run, check, status, stats, stop, restart,
+ * reload, events, top.
  *
  * Exit codes (DESIGN.md): 0 clean stop / success, 1 runtime failure (and
  * `status` while a worker is not ready), 2 bad config or usage. The client
@@ -23,9 +24,12 @@ static const char usage_text[] =
     "  run CONFIG          start the pipeline CONFIG describes and supervise it\n"
     "  check CONFIG        validate CONFIG; print every error with its JSON path\n"
     "  status [--json]     state of each worker (exit 1 while any is not ready)\n"
-    "  stats [--json]      heap and channel statistics\n"
+    "  stats [--json|--prometheus]  heap and channel statistics\n"
     "  stop                stop the run gracefully\n"
     "  restart WORKER      restart WORKER now (resets its backoff and crashloop)\n"
+    "  reload              re-read the config; restart only what changed (also SIGHUP)\n"
+    "  events [--json]     stream the run's events until it ends\n"
+    "  top                 live view of workers and channels (q quits)\n"
     "\n"
     "options: --log-format text|json (run), --name NAME or --socket PATH (client\n"
     "commands), --json, --help, --version\n"
@@ -146,6 +150,23 @@ static int client(const char *cmd, const char *worker, const char *name, const c
   } else if (strcmp(cmd, "stats") == 0) {
     print_status(r);
     print_stats(r);
+  } else if (strcmp(cmd, "metrics") == 0) {
+    fputs(cJSON_GetStringValue(cJSON_GetObjectItem(r, "text")), stdout);
+  } else if (strcmp(cmd, "reload") == 0) {
+    static const char *const parts[] = {"restart", "add", "remove", "rebuild"};
+    printf("reload:");
+    for (int i = 0; i < 4; i++) {
+      char *v = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, parts[i]));
+      printf(" %s %s", parts[i], v);
+      free(v);
+    }
+    printf(" unchanged %d\n", (int)cJSON_GetNumberValue(cJSON_GetObjectItem(r, "unchanged")));
+  }
+  if (!cJSON_IsTrue(cJSON_GetObjectItem(r, "ok"))) {
+    const cJSON *errs = cJSON_GetObjectItem(r, "errors");
+    for (const cJSON *e = errs ? errs->child : NULL; e; e = e->next)
+      fprintf(stderr, "  %s\n", e->valuestring);
+    if (errs) code = SUP_EXIT_USAGE; /* a bad config, as `warren check` */
   }
   if (code == 0 && strcmp(cmd, "status") == 0 && !cJSON_IsTrue(cJSON_GetObjectItem(r, "all_ready")))
     code = SUP_EXIT_FAIL;
@@ -160,9 +181,10 @@ int main(int argc, char **argv) {
                                        {"json", no_argument, NULL, 'j'},
                                        {"name", required_argument, NULL, 'n'},
                                        {"socket", required_argument, NULL, 's'},
+                                       {"prometheus", no_argument, NULL, 'P'},
                                        {"chaos", required_argument, NULL, 'C'},
                                        {NULL, 0, NULL, 0}};
-  bool json = false, log_json_fmt = false;
+  bool json = false, log_json_fmt = false, prom = false;
   const char *name = NULL, *sock = NULL, *chaos = NULL;
   int c;
   /* Options may come before or after the command ("+" is not used). */
@@ -187,6 +209,9 @@ int main(int argc, char **argv) {
       break;
     case 's':
       sock = optarg;
+      break;
+    case 'P':
+      prom = true;
       break;
     case 'C':
       chaos = optarg;
@@ -217,14 +242,23 @@ int main(int argc, char **argv) {
       fprintf(stderr, "warren: --chaos SEED[:RATE] (kills a second, 0 < RATE <= 1000)\n");
       rc = SUP_EXIT_USAGE;
     } else {
+      sdnotify_init();
       rc = sup_run(&cf, sock);
     }
     cfg_free(&cf);
     return rc;
   }
-  if (strcmp(cmd, "status") == 0 || strcmp(cmd, "stats") == 0 || strcmp(cmd, "stop") == 0) {
+  if (strcmp(cmd, "status") == 0 || strcmp(cmd, "stats") == 0 || strcmp(cmd, "stop") == 0 ||
+      strcmp(cmd, "reload") == 0) {
     if (nargs != 0) return usage(SUP_EXIT_USAGE);
+    if (prom && strcmp(cmd, "stats") == 0) return client("metrics", NULL, name, sock, false);
     return client(cmd, NULL, name, sock, json);
+  }
+  if (strcmp(cmd, "events") == 0 || strcmp(cmd, "top") == 0) {
+    if (nargs != 0) return usage(SUP_EXIT_USAGE);
+    char path[256];
+    if (pick_socket(name, sock, path, sizeof path)) return SUP_EXIT_FAIL;
+    return cmd[0] == 'e' ? events_client(path, json) : top_client(path);
   }
   if (strcmp(cmd, "restart") == 0) {
     if (nargs != 1) return usage(SUP_EXIT_USAGE);

@@ -21,6 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -269,6 +274,9 @@ static const cJSON *get_array(struct pctx *p, const cJSON *o, const char *key) {
   return v;
 }
 
+static void parse_ops(struct pctx *p, const cJSON *x, const char *path, struct cfg_worker *w);
+static void read_env_file(struct pctx *p, int i, struct cfg_worker *w);
+
 /* ------------------------------------------------------------ sections */
 
 static const char *const top_keys[] = {"name",
@@ -281,6 +289,10 @@ static const char *const top_keys[] = {"name",
                                        "drain_timeout_s",
                                        "stop_timeout_s",
                                        "start_timeout_s",
+                                       "log_dir",
+                                       "log_max_bytes",
+                                       "log_files",
+                                       "metrics_listen",
                                        "chaos",
                                        NULL};
 static const char *const heap_keys[] = {"size", "backend", NULL};
@@ -288,9 +300,10 @@ static const char *const chaos_keys[] = {"seed", "rate", NULL};
 static const char *const chan_keys[] = {"name", "capacity", "slot_size", "keyed", NULL};
 static const char *const sem_keys[] = {"name", "value", NULL};
 static const char *const worker_keys[] = {
-    "name",       "exec", "in",  "out",   "replicas",        "restart",
-    "depends_on", "env",  "cwd", "ready", "start_timeout_s", "stop_timeout_s",
-    NULL};
+    "name",       "exec",       "in",    "out",   "replicas",        "restart",
+    "depends_on", "env",        "cwd",   "ready", "start_timeout_s", "stop_timeout_s",
+    "env_file",   "user",       "group", "umask", "rlimits",         "nice",
+    "on_exit",    "on_give_up", NULL};
 static const char *const restart_keys[] = {"strategy",      "intensity",          "period_s",
                                            "on_give_up",    "backoff_initial_ms", "backoff_max_ms",
                                            "reset_after_s", "fast_fail_s",        NULL};
@@ -436,6 +449,7 @@ static void parse_workers(struct pctx *p, const cJSON *root) {
     w->stop_timeout_s = get_num(p, x, q, "stop_timeout_s", -1, 0.001, 86400);
     parse_env(p, x, q, w);
     w->cwd = get_str(p, x, q, "cwd", NULL);
+    parse_ops(p, x, q, w);
   }
 }
 
@@ -635,7 +649,7 @@ static char *resolve_exec(const char *self_dir, const char *cfg_dir, const char 
   }
   if (self_dir && strncmp(arg0, "warren", 6) == 0) {
     static const char *const rel[] = {"", "/../worker", "/../../tests/workers",
-                                      "/../../examples", NULL};
+                                      "/../../examples", "/../../bindings/python", NULL};
     for (int i = 0; rel[i]; i++) {
       char d[4096];
       snprintf(d, sizeof d, "%s%s", self_dir, rel[i]);
@@ -671,11 +685,236 @@ static void check_files(struct pctx *p) {
       free(w->cwd);
       w->cwd = d;
     }
+    if (w->env_file) read_env_file(p, i, w);
     if (!w->argv[0]) continue;
     snprintf(q, sizeof q, "workers[%d].exec[0]", i);
     w->path = resolve_exec(p->self_dir, c->dir, w->argv[0]);
     if (!w->path) err(p, q, "\"%s\" is not an executable file (nor found on PATH)", w->argv[0]);
   }
+}
+
+/* ------------------------------------------------------------ operations (issue 10) */
+
+const char *const cfg_rlimit_names[RL__COUNT + 1] = {"nofile", "as", "cpu", "core", NULL};
+const int cfg_rlimit_resources[RL__COUNT] = {RLIMIT_NOFILE, RLIMIT_AS, RLIMIT_CPU, RLIMIT_CORE};
+
+/* One rlimit value: a number (or size with units), or "unlimited". */
+static bool rlimit_value(const cJSON *v, uint64_t *out) {
+  if (cJSON_IsString(v) && strcmp(v->valuestring, "unlimited") == 0) {
+    *out = CFG_UNLIMITED;
+    return true;
+  }
+  if (cJSON_IsString(v)) return cfg_parse_size(v->valuestring, out) == 0;
+  if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble == floor(v->valuedouble) &&
+      v->valuedouble < 9.0e18) {
+    *out = (uint64_t)v->valuedouble;
+    return true;
+  }
+  return false;
+}
+
+/* "rlimits": {"nofile": 1024, "as": "1GiB", "cpu": [10, 20], "core": "unlimited"}:
+ * one value sets soft and hard, a pair [soft, hard] sets each. */
+static void parse_rlimits(struct pctx *p, const cJSON *x, const char *path, struct cfg_worker *w) {
+  const cJSON *r = get(x, "rlimits");
+  char q[512];
+  sub(q, sizeof q, path, "rlimits");
+  if (!r) return;
+  if (!cJSON_IsObject(r)) {
+    err(p, q, "must be an object (nofile, as, cpu, core)");
+    return;
+  }
+  keys_check(p, r, q, cfg_rlimit_names);
+  for (int i = 0; i < RL__COUNT; i++) {
+    const cJSON *v = get(r, cfg_rlimit_names[i]);
+    if (!v) continue;
+    char qk[600];
+    sub(qk, sizeof qk, q, cfg_rlimit_names[i]);
+    struct cfg_rlimit *l = &w->rl[i];
+    bool ok;
+    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2)
+      ok = rlimit_value(cJSON_GetArrayItem(v, 0), &l->soft) &&
+           rlimit_value(cJSON_GetArrayItem(v, 1), &l->hard) && l->soft <= l->hard;
+    else
+      ok = rlimit_value(v, &l->soft) && ((l->hard = l->soft), true);
+    if (!ok) err(p, qk, "must be a number, \"unlimited\" or [soft, hard] with soft <= hard");
+    l->set = ok;
+  }
+}
+
+static char **get_hook(struct pctx *p, const cJSON *x, const char *path, const char *key) {
+  if (!get(x, key)) return NULL;
+  int n;
+  char **v = get_strv(p, x, path, key, &n);
+  if (n == 0) {
+    char q[512];
+    sub(q, sizeof q, path, key);
+    err(p, q, "must be a non-empty list (the command to run)");
+  }
+  return v;
+}
+
+/* user, group: names or numbers; changing them needs root. */
+static void parse_ids(struct pctx *p, const cJSON *x, const char *path, struct cfg_worker *w) {
+  char q[512];
+  w->uid = w->gid = -1;
+  w->user = get_str(p, x, path, "user", NULL);
+  w->group = get_str(p, x, path, "group", NULL);
+  if (w->user) {
+    sub(q, sizeof q, path, "user");
+    struct passwd *pw = getpwnam(w->user);
+    char *end;
+    long n = strtol(w->user, &end, 10);
+    if (!pw && *end == 0 && end != w->user) pw = getpwuid((uid_t)n);
+    if (!pw) {
+      err(p, q, "no user \"%s\"", w->user);
+    } else {
+      w->uid = (int)pw->pw_uid;
+      if (!w->group) w->gid = (int)pw->pw_gid;
+    }
+  }
+  if (w->group) {
+    sub(q, sizeof q, path, "group");
+    struct group *gr = getgrnam(w->group);
+    char *end;
+    long n = strtol(w->group, &end, 10);
+    if (!gr && *end == 0 && end != w->group) gr = getgrgid((gid_t)n);
+    if (!gr)
+      err(p, q, "no group \"%s\"", w->group);
+    else
+      w->gid = (int)gr->gr_gid;
+  }
+  if ((w->uid >= 0 && (uid_t)w->uid != geteuid()) || (w->gid >= 0 && (gid_t)w->gid != getegid()))
+    if (geteuid() != 0) {
+      sub(q, sizeof q, path, w->user ? "user" : "group");
+      err(p, q, "changing user or group needs warren to run as root");
+    }
+}
+
+static void parse_ops(struct pctx *p, const cJSON *x, const char *path, struct cfg_worker *w) {
+  char q[512];
+  w->env_file = get_str(p, x, path, "env_file", NULL);
+  parse_ids(p, x, path, w);
+  w->umask = -1;
+  char *um = get_str(p, x, path, "umask", NULL);
+  if (um) {
+    char *end;
+    long v = strtol(um, &end, 8);
+    sub(q, sizeof q, path, "umask");
+    if (!um[0] || *end || v < 0 || v > 0777)
+      err(p, q, "\"%s\" is not an octal umask like \"022\"", um);
+    else
+      w->umask = (int)v;
+    free(um);
+  }
+  w->has_nice = get(x, "nice") != NULL;
+  w->nice = (int)get_int(p, x, path, "nice", 0, -20, 19);
+  parse_rlimits(p, x, path, w);
+  w->on_exit = get_hook(p, x, path, "on_exit");
+  w->on_give_up = get_hook(p, x, path, "on_give_up");
+}
+
+/* env_file: KEY=VALUE lines; blank lines, "# comments" and a leading
+ * "export " are skipped; one pair of surrounding quotes is removed. */
+static void read_env_file(struct pctx *p, int i, struct cfg_worker *w) {
+  char q[96];
+  snprintf(q, sizeof q, "workers[%d].env_file", i);
+  char *path = w->env_file[0] == '/' ? strdup(w->env_file) : path_join(p->c->dir, w->env_file);
+  free(w->env_file);
+  w->env_file = path;
+  w->file_env = calloc(1, sizeof(char *));
+  FILE *f = fopen(path, "re");
+  if (!f) {
+    err(p, q, "cannot open %s: %s", path, strerror(errno));
+    return;
+  }
+  char line[8192];
+  int ln = 0;
+  while (fgets(line, sizeof line, f)) {
+    ln++;
+    char *s = line, *e = line + strlen(line);
+    while (e > s && isspace((unsigned char)e[-1]))
+      *--e = 0;
+    while (isspace((unsigned char)*s))
+      s++;
+    if (!*s || *s == '#') continue;
+    if (strncmp(s, "export ", 7) == 0) s += 7;
+    char *eq = strchr(s, '=');
+    size_t kl = eq ? (size_t)(eq - s) : 0;
+    bool ok = kl > 0 && strncmp(s, "WARREN_", 7) != 0;
+    for (size_t k = 0; ok && k < kl; k++)
+      ok = isalnum((unsigned char)s[k]) || s[k] == '_';
+    if (!ok) {
+      err(p, q, "%s line %d: not KEY=VALUE (or a WARREN_* variable)", path, ln);
+      continue;
+    }
+    char *v = eq + 1;
+    size_t vl = strlen(v);
+    if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0]) {
+      v[vl - 1] = 0;
+      v++;
+    }
+    char *kv;
+    if (asprintf(&kv, "%.*s=%s", (int)kl, s, v) < 0) continue;
+    w->file_env = realloc(w->file_env, sizeof(char *) * ((size_t)w->nfile_env + 2));
+    w->file_env[w->nfile_env++] = kv;
+    w->file_env[w->nfile_env] = NULL;
+  }
+  fclose(f);
+}
+
+/* metrics_listen: loopback only ("127.0.0.1:9464", "[::1]:9464", "localhost:9464"). */
+static void check_listen(struct pctx *p) {
+  const char *l = p->c->metrics_listen;
+  if (!l) return;
+  const char *colon = strrchr(l, ':');
+  char host[64] = "";
+  long port = -1;
+  if (colon && (size_t)(colon - l) < sizeof host) {
+    snprintf(host, sizeof host, "%.*s", (int)(colon - l), l);
+    char *end;
+    port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end) port = -1;
+  }
+  struct in_addr a4;
+  bool loop = strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+              (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
+  if (!loop || port < 0 || port > 65535)
+    err(p, "metrics_listen", "\"%s\" is not a loopback HOST:PORT (127.0.0.1:9464, [::1]:9464)", l);
+}
+
+static bool strv_same(char *const *a, char *const *b) {
+  if (!a || !b) return a == b;
+  for (; *a && *b; a++, b++)
+    if (strcmp(*a, *b)) return false;
+  return !*a && !*b;
+}
+
+static bool str_same(const char *a, const char *b) {
+  return (!a || !b) ? a == b : strcmp(a, b) == 0;
+}
+
+static bool ints_same(const int *a, const int *b, int n) {
+  return n == 0 || memcmp(a, b, sizeof(int) * (size_t)n) == 0;
+}
+
+bool cfg_worker_same(const struct cfg_worker *a, const struct cfg_worker *b) {
+  return str_same(a->name, b->name) && strv_same(a->argv, b->argv) && str_same(a->path, b->path) &&
+         strv_same(a->in, b->in) && strv_same(a->out, b->out) && a->nin == b->nin &&
+         a->nout == b->nout && ints_same(a->in_idx, b->in_idx, a->nin) &&
+         ints_same(a->out_base, b->out_base, a->nout) && a->replicas == b->replicas &&
+         a->policy == b->policy && a->ready == b->ready && strv_same(a->deps, b->deps) &&
+         strv_same(a->env, b->env) && strv_same(a->file_env, b->file_env) &&
+         str_same(a->cwd, b->cwd) && a->start_timeout_s == b->start_timeout_s &&
+         a->stop_timeout_s == b->stop_timeout_s && a->uid == b->uid && a->gid == b->gid &&
+         a->umask == b->umask && a->has_nice == b->has_nice && a->nice == b->nice &&
+         memcmp(a->rl, b->rl, sizeof a->rl) == 0 && strv_same(a->on_exit, b->on_exit) &&
+         strv_same(a->on_give_up, b->on_give_up);
+}
+
+bool cfg_chan_same(const struct cfg_chan *a, const struct cfg_chan *b) {
+  return str_same(a->name, b->name) && a->capacity == b->capacity && a->slot_size == b->slot_size &&
+         a->keyed == b->keyed && a->producers == b->producers && a->consumers == b->consumers;
 }
 
 /* ------------------------------------------------------------ entry points */
@@ -725,6 +964,16 @@ int cfg_parse(const char *text, const char *file, const char *self_dir, struct c
     c->drain_timeout_s = get_num(&p, root, "", "drain_timeout_s", 5, 0, 86400);
     c->stop_timeout_s = get_num(&p, root, "", "stop_timeout_s", 10, 0.001, 86400);
     c->start_timeout_s = get_num(&p, root, "", "start_timeout_s", 30, 0.001, 86400);
+    c->log_dir = get_str(&p, root, "", "log_dir", NULL);
+    c->log_max_bytes = get_size(&p, root, "", "log_max_bytes", 10ull << 20, 1024, 1ull << 40);
+    c->log_files = (int)get_int(&p, root, "", "log_files", 5, 0, 100);
+    c->metrics_listen = get_str(&p, root, "", "metrics_listen", NULL);
+    check_listen(&p);
+    if (c->log_dir) {
+      char *d = c->log_dir[0] == '/' ? strdup(c->log_dir) : path_join(c->dir, c->log_dir);
+      free(c->log_dir);
+      c->log_dir = d;
+    }
     for (int i = 0; i < c->nworkers; i++) {
       if (c->workers[i].start_timeout_s < 0) c->workers[i].start_timeout_s = c->start_timeout_s;
       if (c->workers[i].stop_timeout_s < 0) c->workers[i].stop_timeout_s = c->stop_timeout_s;
@@ -762,6 +1011,7 @@ int cfg_load(const char *file, const char *self_dir, struct cfg *c, struct cfg_e
   text[len] = 0;
   int rc = cfg_parse(text, file, self_dir, c, errs);
   free(text);
+  c->file = strdup(file);
   return rc;
 }
 
@@ -791,7 +1041,16 @@ void cfg_free(struct cfg *c) {
     free(w->out_chan);
     free(w->dep_idx);
     free(w->cwd);
+    free(w->env_file);
+    strv_free(w->file_env);
+    free(w->user);
+    free(w->group);
+    strv_free(w->on_exit);
+    strv_free(w->on_give_up);
   }
+  free(c->file);
+  free(c->log_dir);
+  free(c->metrics_listen);
   free(c->chans);
   free(c->sems);
   free(c->workers);

@@ -6,7 +6,9 @@
  * the client sends one JSON object and a newline ({"cmd": "status"},
  * "stats", "stop", {"cmd": "restart", "worker": W}); the server answers one
  * JSON object and a newline, {"ok": true, ...} or {"ok": false, "error":
- * ...}, and closes. A peer whose uid (SO_PEERCRED) is not ours is answered
+ * ...}, and closes; "events" stays open and streams (events.c); "metrics"
+ * answers the Prometheus text; "reload" answers the plan or the config's
+ * errors (reload.c). A peer whose uid (SO_PEERCRED) is not ours is answered
  * "permission denied" and nothing else, whatever the socket's mode.
  */
 #include "sup.h"
@@ -29,6 +31,7 @@ struct client {
   char buf[4096];
   uv_write_t wr;
   char *reply;
+  bool subscribed; /* an events client (events.c) */
 };
 
 int ctl_default_path(const char *name, char *buf, size_t len) {
@@ -95,6 +98,13 @@ static cJSON *handle(struct sup *s, const cJSON *req) {
     o = stats_status(s);
     cJSON_AddItemToObject(o, "heap", stats_heap(s));
     cJSON_AddItemToObject(o, "channels", objects_chan_stats(s));
+  } else if (strcmp(c, "metrics") == 0) {
+    o = cJSON_CreateObject();
+    char *t = metrics_text(s);
+    cJSON_AddStringToObject(o, "text", t);
+    free(t);
+  } else if (strcmp(c, "reload") == 0) {
+    return reload_request(s, "control socket");
   } else if (strcmp(c, "stop") == 0) {
     sup_stop(s, "control socket");
     o = cJSON_CreateObject();
@@ -119,13 +129,26 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b) {
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   struct client *c = st->data;
   if (n < 0) {
+    events_unsubscribe(st);
     uv_close((uv_handle_t *)st, client_closed);
     return;
   }
+  if (c->subscribed) return; /* an events client says nothing more */
   c->len += (size_t)n;
   c->buf[c->len] = 0;
   if (!memchr(c->buf, '\n', c->len) && c->len < sizeof c->buf - 1) return;
   cJSON *req = cJSON_Parse(c->buf);
+  const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
+  if (cJSON_IsString(cmd) && strcmp(cmd->valuestring, "events") == 0) {
+    /* stays open: events.c writes every event to it; reading goes on to see EOF */
+    cJSON_Delete(req);
+    c->subscribed = true;
+    static char ok[] = "{\"ok\":true}\n";
+    uv_buf_t ob = uv_buf_init(ok, sizeof ok - 1);
+    uv_try_write(st, &ob, 1);
+    events_subscribe(st);
+    return;
+  }
   reply(c, req ? handle(c->sup, req) : error_reply("bad request: not JSON"));
   cJSON_Delete(req);
 }
@@ -191,15 +214,24 @@ void ctl_close(struct sup *s) {
   s->sock_path[0] = 0;
 }
 
-cJSON *ctl_request(const char *path, cJSON *req, int *err) {
-  char *msg = cJSON_PrintUnformatted(req);
-  cJSON_Delete(req);
+int ctl_connect(const char *path) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    *err = -errno;
+    int e = -errno;
     if (fd >= 0) close(fd);
+    return e;
+  }
+  return fd;
+}
+
+cJSON *ctl_request(const char *path, cJSON *req, int *err) {
+  char *msg = cJSON_PrintUnformatted(req);
+  cJSON_Delete(req);
+  int fd = ctl_connect(path);
+  if (fd < 0) {
+    *err = fd;
     free(msg);
     return NULL;
   }

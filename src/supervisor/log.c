@@ -6,7 +6,8 @@
  * one object per line with ts (RFC 3339, UTC, milliseconds), level, event
  * and the event's fields; captured output is event "worker.output" with
  * worker, pid, stream and msg. Lines are written with one write(2) each so
- * they never interleave with another writer of the same file.
+ * they never interleave with another writer of the same file. Every event
+ * but worker.output also goes, as its JSON line, to the tap (events.c).
  */
 #include "sup.h"
 
@@ -19,6 +20,9 @@
 #include <unistd.h>
 
 static bool g_json;
+static void (*g_tap)(const char *, size_t);
+
+void log_set_tap(void (*tap)(const char *json_line, size_t n)) { g_tap = tap; }
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_init(bool json) { g_json = json; }
@@ -48,6 +52,22 @@ void log_event(int level, const char *event, cJSON *obj) {
   char t[40];
   ts(t, sizeof t, g_json);
   if (!obj) obj = cJSON_CreateObject();
+  if (g_tap && strcmp(event, "worker.output") != 0) {
+    char tj[40];
+    ts(tj, sizeof tj, true);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "ts", tj);
+    cJSON_AddStringToObject(o, "level", level_names[level]);
+    cJSON_AddStringToObject(o, "event", event);
+    for (cJSON *it = obj->child; it; it = it->next)
+      cJSON_AddItemToObject(o, it->string, cJSON_Duplicate(it, 1));
+    char *js = cJSON_PrintUnformatted(o);
+    size_t n = strlen(js);
+    js[n] = '\n'; /* overwrite the NUL; cJSON allocated n + 1 bytes */
+    g_tap(js, n + 1);
+    free(js);
+    cJSON_Delete(o);
+  }
   if (g_json) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "ts", t);

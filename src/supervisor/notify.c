@@ -8,7 +8,8 @@
  * WARREN_INCARNATION;
  * a plain sd_notify program sends "READY=1" and is recognised by its pid
  * (SCM_CREDENTIALS: the shim's child, or the shim itself). Datagrams from
- * another uid are dropped; so are stale incarnations.
+ * a uid that is neither ours nor a configured worker's `user` are dropped;
+ * so are stale incarnations.
  */
 #include "sup.h"
 
@@ -41,13 +42,14 @@ static struct inst *find_sender(struct sup *s, const char *msg, int pid) {
     unsigned slot = (unsigned)strtoul(sl + 12, NULL, 10);
     unsigned inc = (unsigned)strtoul(ic + 19, NULL, 10);
     for (int i = 0; i < s->ninst; i++)
-      if (s->inst[i].slot == slot && s->inst[i].incarnation == inc && s->inst[i].pid > 0)
-        return &s->inst[i];
+      if (s->inst[i]->slot == slot && s->inst[i]->incarnation == inc && s->inst[i]->pid > 0)
+        return s->inst[i];
     return NULL;
   }
   int ppid = parent_of(pid);
   for (int i = 0; i < s->ninst; i++)
-    if (s->inst[i].pid > 0 && (s->inst[i].pid == pid || s->inst[i].pid == ppid)) return &s->inst[i];
+    if (s->inst[i]->pid > 0 && (s->inst[i]->pid == pid || s->inst[i]->pid == ppid))
+      return s->inst[i];
   return NULL;
 }
 
@@ -69,7 +71,10 @@ static void on_notify(uv_poll_t *h, int status, int events) {
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS)
         cr = (struct ucred *)CMSG_DATA(c);
-    if (!cr || cr->uid != getuid()) continue;
+    bool uid_ok = cr && cr->uid == getuid();
+    for (int i = 0; cr && !uid_ok && i < s->cfg->nworkers; i++)
+      uid_ok = s->cfg->workers[i].uid >= 0 && (uid_t)s->cfg->workers[i].uid == cr->uid;
+    if (!uid_ok) continue;
     bool ready = strncmp(buf, "READY=1", 7) == 0 || strstr(buf, "\nREADY=1");
     struct inst *in = ready ? find_sender(s, buf, cr->pid) : NULL;
     if (in) {

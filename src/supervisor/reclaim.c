@@ -24,6 +24,9 @@ void reclaim_inst(struct sup *s, struct inst *in) {
   int rc_sync = objects_sync_reclaim(a, in->slot, in->incarnation, &permits);
   int rc_heap = wr_heap_reclaim(a, in->slot, in->incarnation, &rep);
   int rc_rel = wr_slot_release(a, in->slot, in->incarnation);
+  in->reclaimed_bytes += rep.bytes;
+  in->reclaimed_blocks += rep.blocks;
+  in->redelivered += redelivered;
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "worker", in->label);
   cJSON_AddNumberToObject(o, "slot", in->slot);

@@ -38,7 +38,7 @@ uint64_t sup_now_ms(struct sup *s) {
   return uv_now(s->loop);
 }
 
-static bool running(const struct inst *in) {
+bool inst_running(const struct inst *in) {
   return in->state == ST_STARTING || in->state == ST_READY || in->state == ST_STOPPING;
 }
 
@@ -67,8 +67,9 @@ static void strategy_apply(struct sup *s, struct inst *in) {
   if (strat == STRAT_ONE_FOR_ONE) return;
   int my_order = s->cfg->workers[in->w].order;
   for (int i = 0; i < s->ninst; i++) {
-    struct inst *o = &s->inst[i];
-    if (o == in || o->state == ST_EXITED || (o->state == ST_STOPPED && !o->want)) continue;
+    struct inst *o = s->inst[i];
+    if (o == in || o->retiring || o->state == ST_EXITED || (o->state == ST_STOPPED && !o->want))
+      continue;
     if (strat == STRAT_REST_FOR_ONE && s->cfg->workers[o->w].order <= my_order) continue;
     o->restart_req = true;
     o->want = true;
@@ -90,6 +91,7 @@ static int decide(struct sup *s, struct inst *in) {
       s->exit_code = SUP_EXIT_FAIL;
       log_msg(LOG_ERROR, "worker.failed", "%s: failed and its policy is %s", in->label,
               w->policy == POLICY_NEVER ? "never" : "on-failure");
+      if (w->on_give_up) hook_run(s, in, "on_give_up", w->on_give_up);
     }
     objects_close_outputs(s, in);
     return ST_EXITED;
@@ -98,6 +100,7 @@ static int decide(struct sup *s, struct inst *in) {
   if (in->ready_ms && now - in->ready_ms >= (uint64_t)(c->reset_after_s * 1000)) {
     in->fails = 0;
     in->nrecent = 0;
+    in->gave_up = false;
   }
   /* intensity window: restart times within period_s */
   int keep = 0;
@@ -120,6 +123,8 @@ static int decide(struct sup *s, struct inst *in) {
     cJSON_AddNumberToObject(o, "restarts", in->nrecent);
     cJSON_AddNumberToObject(o, "period_s", c->period_s);
     log_event(LOG_ERROR, "worker.crashloop", o);
+    if (w->on_give_up && !in->gave_up) hook_run(s, in, "on_give_up", w->on_give_up);
+    in->gave_up = true;
     if (c->give_up_exit) {
       in->want = false;
       s->exit_code = SUP_EXIT_FAIL;
@@ -149,6 +154,11 @@ static int decide(struct sup *s, struct inst *in) {
 
 /* A stop completed. */
 static int settle(struct sup *s, struct inst *in) {
+  if (in->retiring) { /* reload.c swaps it out; its lanes stay open for the next one */
+    in->want = false;
+    in->restart_req = false;
+    return ST_STOPPED;
+  }
   if (in->restart_req && !s->stopping) {
     in->restart_req = false;
     return ST_STOPPED; /* wanted: the kick starts it again */
@@ -233,7 +243,7 @@ static bool deps_ready(struct sup *s, const struct inst *in) {
   for (int k = 0; k < w->ndeps; k++) {
     int d = w->dep_idx[k];
     for (int r = 0; r < s->cfg->workers[d].replicas; r++) {
-      int st = s->inst[s->winst[d] + r].state;
+      int st = s->inst[s->winst[d] + r]->state;
       if (st != ST_READY && st != ST_EXITED) return false;
     }
   }
@@ -243,8 +253,8 @@ static bool deps_ready(struct sup *s, const struct inst *in) {
 /* Does any running instance depend on worker `w`? */
 static bool dependents_running(struct sup *s, int w) {
   for (int i = 0; i < s->ninst; i++) {
-    const struct cfg_worker *o = &s->cfg->workers[s->inst[i].w];
-    if (!running(&s->inst[i])) continue;
+    const struct cfg_worker *o = &s->cfg->workers[s->inst[i]->w];
+    if (!inst_running(s->inst[i])) continue;
     for (int k = 0; k < o->ndeps; k++)
       if (o->dep_idx[k] == w) return true;
   }
@@ -264,6 +274,7 @@ static void on_pipes_timeout(uv_timer_t *t) {
  * one open), so that they are logged before the final stats. */
 static void finish(struct sup *s) {
   if (s->finished) return;
+  if (!hooks_drain(s)) return; /* the last hook's exit calls sup_kick again */
   if (s->out_pipes > 0 && !s->pipes_forced) {
     uv_timer_start(&s->drain_timer, on_pipes_timeout, 2000, 0);
     return;
@@ -282,17 +293,26 @@ static void finish(struct sup *s) {
 
 static void stop_next_tier(struct sup *s) {
   for (int i = 0; i < s->ninst; i++) {
-    struct inst *in = &s->inst[i];
-    if (in->state != ST_STOPPING && running(in) && !dependents_running(s, in->w))
+    struct inst *in = s->inst[i];
+    if (in->state != ST_STOPPING && inst_running(in) && !dependents_running(s, in->w))
       sup_dispatch(in, EV_STOP);
   }
 }
 
+static void sd_ready_check(struct sup *s) {
+  for (int i = 0; i < s->ninst; i++)
+    if (s->inst[i]->state != ST_READY && s->inst[i]->state != ST_EXITED) return;
+  s->sd_ready = true;
+  sdnotify("READY=1\nSTATUS=every worker ready");
+}
+
 void sup_kick(struct sup *s) {
+  if (s->pending && !s->stopping) reload_progress(s);
+  if (!s->sd_ready && !s->stopping && !s->pending) sd_ready_check(s);
   if (s->stopping) {
     bool any = false;
     for (int i = 0; i < s->ninst; i++)
-      any = any || running(&s->inst[i]);
+      any = any || inst_running(s->inst[i]);
     if (!any) {
       finish(s);
       return;
@@ -303,13 +323,13 @@ void sup_kick(struct sup *s) {
   for (int k = 0; k < s->cfg->nworkers; k++) {
     int w = s->cfg->start_order[k];
     for (int r = 0; r < s->cfg->workers[w].replicas; r++) {
-      struct inst *in = &s->inst[s->winst[w] + r];
+      struct inst *in = s->inst[s->winst[w] + r];
       if (in->state == ST_STOPPED && in->want && deps_ready(s, in)) sup_dispatch(in, EV_START);
     }
   }
   bool active = false;
   for (int i = 0; i < s->ninst; i++) {
-    const struct inst *in = &s->inst[i];
+    const struct inst *in = s->inst[i];
     active = active || !(in->state == ST_EXITED || (in->state == ST_STOPPED && !in->want));
   }
   if (!active) {
@@ -331,18 +351,19 @@ void sup_stop(struct sup *s, const char *why) {
   if (s->stopping) return;
   s->stopping = true;
   chaos_stop(s);
+  sdnotify("STOPPING=1");
   log_msg(LOG_INFO, "supervisor.stopping", "%s", why);
   for (int i = 0; i < s->ninst; i++) {
-    struct inst *in = &s->inst[i];
+    struct inst *in = s->inst[i];
     in->want = false;
-    if (!running(in)) sup_dispatch(in, EV_STOP);
+    if (!inst_running(in)) sup_dispatch(in, EV_STOP);
   }
   /* Close the sources and let the pipeline drain. */
   bool sources = false;
   for (int i = 0; i < s->ninst; i++) {
-    struct inst *in = &s->inst[i];
+    struct inst *in = s->inst[i];
     const struct cfg_worker *w = &s->cfg->workers[in->w];
-    if (w->nin == 0 && w->nout > 0 && running(in)) {
+    if (w->nin == 0 && w->nout > 0 && inst_running(in)) {
       sources = true;
       sup_dispatch(in, EV_STOP);
     }
@@ -361,8 +382,10 @@ int sup_restart_worker(struct sup *s, const char *name) {
     if (strcmp(s->cfg->workers[i].name, name) == 0) w = i;
   if (w < 0 || s->stopping) return -WR_ENOENT;
   for (int r = 0; r < s->cfg->workers[w].replicas; r++) {
-    struct inst *in = &s->inst[s->winst[w] + r];
+    struct inst *in = s->inst[s->winst[w] + r];
+    if (in->retiring) continue;
     in->fails = 0;
+    in->gave_up = false;
     in->nrecent = 0;
     in->want = true;
     in->restart_req = true;
@@ -378,13 +401,42 @@ static void on_signal(uv_signal_t *h, int sig) {
   if (sig == SIGCHLD) {
     reap_orphans(s);
   } else if (sig == SIGHUP) {
-    log_msg(LOG_INFO, "supervisor.sighup", "ignored (reload is not supported)");
+    cJSON_Delete(reload_request(s, "SIGHUP"));
+  } else if (sig == SIGUSR2) {
+    logfile_reopen();
+    log_msg(LOG_INFO, "log.reopen", "SIGUSR2: log files reopened");
   } else {
     sup_stop(s, sig == SIGINT ? "SIGINT" : "SIGTERM");
   }
 }
 
 static void on_stats(uv_timer_t *t) { stats_log(t->data); }
+
+struct inst *inst_new(struct sup *s, int w, int r, uint32_t slot) {
+  const struct cfg *c = s->cfg;
+  struct inst *in = calloc(1, sizeof *in);
+  in->sup = s;
+  in->w = w;
+  in->replica = r;
+  in->slot = slot;
+  in->want = true;
+  in->recent = calloc((size_t)c->intensity + 2, sizeof(uint64_t));
+  if (c->workers[w].replicas > 1)
+    snprintf(in->label, sizeof in->label, "%s.%d", c->workers[w].name, r);
+  else
+    snprintf(in->label, sizeof in->label, "%s", c->workers[w].name);
+  uv_timer_init(s->loop, &in->timer);
+  in->timer.data = in;
+  return in;
+}
+
+static void inst_closed(uv_handle_t *h) {
+  struct inst *in = h->data;
+  free(in->recent);
+  free(in);
+}
+
+void inst_free(struct inst *in) { uv_close((uv_handle_t *)&in->timer, inst_closed); }
 
 static void self_paths(struct sup *s) {
   char exe[4096];
@@ -449,26 +501,13 @@ int sup_run(struct cfg *c, const char *sock_override) {
   int k = 0;
   for (int w = 0; w < c->nworkers; w++) {
     s->winst[w] = k;
-    for (int r = 0; r < c->workers[w].replicas; r++, k++) {
-      struct inst *in = &s->inst[k];
-      in->sup = s;
-      in->w = w;
-      in->replica = r;
-      in->slot = (uint32_t)k + 1;
-      in->want = true;
-      in->recent = calloc((size_t)c->intensity + 2, sizeof(uint64_t));
-      if (c->workers[w].replicas > 1)
-        snprintf(in->label, sizeof in->label, "%s.%d", c->workers[w].name, r);
-      else
-        snprintf(in->label, sizeof in->label, "%s", c->workers[w].name);
-      uv_timer_init(s->loop, &in->timer);
-      in->timer.data = in;
-    }
+    for (int r = 0; r < c->workers[w].replicas; r++, k++)
+      s->inst[k] = inst_new(s, w, r, (uint32_t)k + 1);
   }
 
-  uv_signal_t *sigs[] = {&s->sig_int, &s->sig_term, &s->sig_hup, &s->sig_chld};
-  int signums[] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD};
-  for (int i = 0; i < 4; i++) {
+  uv_signal_t *sigs[] = {&s->sig_int, &s->sig_term, &s->sig_hup, &s->sig_chld, &s->sig_usr2};
+  int signums[] = {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR2};
+  for (int i = 0; i < 5; i++) {
     uv_signal_init(s->loop, sigs[i]);
     sigs[i]->data = s;
     uv_signal_start(sigs[i], on_signal, signums[i]);
@@ -478,7 +517,9 @@ int sup_run(struct cfg *c, const char *sock_override) {
   uv_timer_init(s->loop, &s->drain_timer);
   s->stats_timer.data = s->drain_timer.data = s;
 
+  logfile_configure(c->log_dir, c->log_max_bytes, c->log_files);
   int rc = notify_open(s);
+  if (!rc) rc = metrics_listen(s);
   char path[256];
   if (!rc) {
     if (sock_override)
@@ -499,6 +540,7 @@ int sup_run(struct cfg *c, const char *sock_override) {
     cJSON_AddStringToObject(o, "socket", path);
     cJSON_AddNumberToObject(o, "workers", s->ninst);
     cJSON_AddNumberToObject(o, "heap_bytes", (double)c->heap_size);
+    if (s->http_on) cJSON_AddStringToObject(o, "metrics", s->http_addr);
     log_event(LOG_INFO, "supervisor.start", o);
     if (c->stats_interval_ms)
       uv_timer_start(&s->stats_timer, on_stats, c->stats_interval_ms, c->stats_interval_ms);
@@ -510,12 +552,22 @@ int sup_run(struct cfg *c, const char *sock_override) {
   /* Every process has exited (finish() runs only then); close the rest. */
   ctl_close(s);
   notify_close(s);
+  metrics_close(s);
+  events_close_all();
   uv_walk(s->loop, close_walk, &s->ctl);
   uv_run(s->loop, UV_RUN_DEFAULT);
   uv_loop_close(s->loop);
-  for (int i = 0; i < s->ninst; i++)
-    free(s->inst[i].recent);
+  for (int i = 0; i < s->ninst; i++) {
+    free(s->inst[i]->recent);
+    free(s->inst[i]);
+  }
   free(s->inst);
+  if (s->pending) {
+    cfg_free(s->pending);
+    free(s->pending);
+    free(s->late);
+  }
+  logfile_close_all();
   free(s->winst);
   wr_arena_detach(s->arena);
   guard_stop();

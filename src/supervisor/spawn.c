@@ -8,9 +8,12 @@
  * registered with the guard (guard.c), with /dev/null
  * on stdin, a pipe on stdout and stderr, and the arena fd placed at
  * SUP_ARENA_FD (the one inherited fd; everything else is close-on-exec).
- * The environment carries the instance's identity (WARREN_*). Each pipe is
- * split into lines and logged as "label | line"; a line longer than the
- * buffer is logged in pieces.
+ * The environment carries the instance's identity (WARREN_*), after the
+ * worker's env_file and env. Each pipe is split into lines, logged as
+ * "label | line" or written to the worker's log file (logfile.c); a line
+ * longer than LINE_MAX_BYTES is cut there, marked, and the rest of it
+ * dropped. A worker with user/group, umask, nice or rlimits is started
+ * through the shim too, which applies them before its exec.
  *
  * A `struct proc` lives from spawn until its three handles (process, two
  * pipes) are closed; the instance forgets it at the exit callback, so a
@@ -30,7 +33,8 @@
 
 extern char **environ;
 
-#define LINE_MAX_BYTES 4096
+#define LINE_MAX_BYTES 8192
+static const char cut_marker[] = " [...cut: line longer than 8 KiB]";
 
 struct proc {
   uv_close_cb close_cb; /* first: run.c closes leftover pipes through it */
@@ -40,7 +44,8 @@ struct proc {
   struct sup *sup;
   char label[64];
   int pid;
-  int open; /* handles not yet closed */
+  int open;     /* handles not yet closed */
+  bool skip[2]; /* dropping the rest of a cut line */
   size_t len[2];
   char buf[2][LINE_MAX_BYTES];
 };
@@ -52,17 +57,32 @@ static void proc_closed(uv_handle_t *h) {
   if (--pr->open == 0) free(pr);
 }
 
+static void emit(struct proc *pr, int k, const char *line, size_t len) {
+  if (!logfile_line(pr->label, line, len)) log_line(pr->label, pr->pid, stream_names[k], line, len);
+}
+
 static void flush_lines(struct proc *pr, int k, bool all) {
   char *b = pr->buf[k];
   size_t start = 0;
   for (size_t i = 0; i < pr->len[k]; i++)
     if (b[i] == '\n') {
-      log_line(pr->label, pr->pid, stream_names[k], b + start, i - start);
+      if (!pr->skip[k]) emit(pr, k, b + start, i - start);
+      pr->skip[k] = false;
       start = i + 1;
     }
-  if (all || (start == 0 && pr->len[k] == LINE_MAX_BYTES)) {
-    if (pr->len[k] > start)
-      log_line(pr->label, pr->pid, stream_names[k], b + start, pr->len[k] - start);
+  if (start == 0 && pr->len[k] == LINE_MAX_BYTES) { /* a line too long: cut, mark, skip */
+    if (!pr->skip[k]) {
+      char *cut = malloc(LINE_MAX_BYTES + sizeof cut_marker);
+      memcpy(cut, b, LINE_MAX_BYTES);
+      memcpy(cut + LINE_MAX_BYTES, cut_marker, sizeof cut_marker - 1);
+      emit(pr, k, cut, LINE_MAX_BYTES + sizeof cut_marker - 1);
+      free(cut);
+    }
+    pr->skip[k] = true;
+    start = pr->len[k];
+  }
+  if (all) {
+    if (pr->len[k] > start && !pr->skip[k]) emit(pr, k, b + start, pr->len[k] - start);
     start = pr->len[k];
   }
   memmove(b, b + start, pr->len[k] - start);
@@ -112,6 +132,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
   log_event((sig || status) && in->state != ST_STOPPING ? LOG_WARN : LOG_INFO, "worker.exit", o);
   reclaim_inst(in->sup, in);
   in->pid = 0;
+  const struct cfg_worker *w = &in->sup->cfg->workers[in->w];
+  if (w->on_exit) hook_run(in->sup, in, "on_exit", w->on_exit);
   sup_dispatch(in, EV_EXIT);
   sup_kick(in->sup);
 }
@@ -128,17 +150,29 @@ static void chan_list(char *buf, size_t len, const struct cfg_worker *w, const s
   }
 }
 
-static char **build_env(struct sup *s, struct inst *in, const struct cfg_worker *w) {
+/* warren's environment without WARREN_* and NOTIFY_SOCKET, then the
+ * worker's env_file and env entries; room for `extra` more and the NULL.
+ * *k gets the number of entries filled. Shared with hooks.c. */
+char **env_for_worker(const struct cfg_worker *w, size_t extra, size_t *k) {
   size_t n = 0;
   while (environ[n])
     n++;
-  char **env = calloc(n + (size_t)w->nenv + 16, sizeof(char *));
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
+  char **env = calloc(n + (size_t)w->nenv + (size_t)w->nfile_env + extra + 1, sizeof(char *));
+  *k = 0;
+  for (size_t i = 0; env && i < n; i++)
     if (strncmp(environ[i], "WARREN_", 7) && strncmp(environ[i], "NOTIFY_SOCKET=", 14))
-      env[k++] = strdup(environ[i]);
-  for (int i = 0; i < w->nenv; i++)
-    env[k++] = strdup(w->env[i]);
+      env[(*k)++] = strdup(environ[i]);
+  for (int i = 0; env && i < w->nfile_env; i++)
+    env[(*k)++] = strdup(w->file_env[i]);
+  for (int i = 0; env && i < w->nenv; i++)
+    env[(*k)++] = strdup(w->env[i]);
+  return env;
+}
+
+static char **build_env(struct sup *s, struct inst *in, const struct cfg_worker *w) {
+  size_t k;
+  char **env = env_for_worker(w, 16, &k);
+  if (!env) return NULL;
   char chans[4096];
 #define ADD(...)                                                                                   \
   do {                                                                                             \
@@ -182,11 +216,38 @@ int spawn_inst(struct sup *s, struct inst *in) {
   int argc = 0;
   while (w->argv[argc])
     argc++;
-  bool shim = w->nin + w->nout == 0;
-  char **args = calloc((size_t)argc + 3, sizeof(char *));
-  int k0 = 0;
+  bool setup = w->uid >= 0 || w->gid >= 0 || w->umask >= 0 || w->has_nice;
+  for (int i = 0; i < RL__COUNT; i++)
+    setup = setup || w->rl[i].set;
+  bool shim = w->nin + w->nout == 0 || setup;
+  char **args = calloc((size_t)argc + 3 + 2 * (RL__COUNT + 5), sizeof(char *));
+  char opt[RL__COUNT + 5][64];
+  int k0 = 0, no = 0;
   if (shim) {
     args[k0++] = s->shim;
+    /* warren-shim -r RES=SOFT:HARD -m UMASK -n NICE -g GID -u UID -- PATH ARG0... */
+    for (int i = 0; i < RL__COUNT; i++)
+      if (w->rl[i].set) {
+        args[k0++] = "-r";
+        snprintf(opt[no], sizeof opt[no], "%d=%llu:%llu", cfg_rlimit_resources[i],
+                 (unsigned long long)w->rl[i].soft, (unsigned long long)w->rl[i].hard);
+        args[k0++] = opt[no++];
+      }
+    const struct {
+      const char *flag;
+      bool on;
+      int v;
+    } o1[] = {{"-m", w->umask >= 0, w->umask},
+              {"-n", w->has_nice, w->nice},
+              {"-g", w->gid >= 0, w->gid},
+              {"-u", w->uid >= 0, w->uid}};
+    for (size_t i = 0; i < sizeof o1 / sizeof o1[0]; i++)
+      if (o1[i].on) {
+        args[k0++] = (char *)o1[i].flag;
+        snprintf(opt[no], sizeof opt[no], "%d", o1[i].v);
+        args[k0++] = opt[no++];
+      }
+    args[k0++] = "--";
     args[k0++] = w->path;
   }
   for (int i = 0; i < argc; i++)
@@ -256,9 +317,9 @@ void reap_orphans(struct sup *s) {
     if (!f) continue;
     int pid;
     while (fscanf(f, "%d", &pid) == 1) {
-      bool ours = false;
+      bool ours = hook_pid(pid) || pid == guard_pid();
       for (int i = 0; i < s->ninst && !ours; i++)
-        ours = s->inst[i].pid == pid;
+        ours = s->inst[i]->pid == pid;
       if (!ours) waitpid(pid, NULL, WNOHANG);
     }
     fclose(f);

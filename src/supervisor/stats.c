@@ -46,7 +46,7 @@ cJSON *stats_status(struct sup *s) {
   cJSON *arr = cJSON_AddArrayToObject(o, "workers");
   bool all_ready = true;
   for (int i = 0; i < s->ninst; i++) {
-    struct inst *in = &s->inst[i];
+    struct inst *in = s->inst[i];
     cJSON *w = cJSON_CreateObject();
     cJSON_AddStringToObject(w, "name", in->label);
     cJSON_AddStringToObject(w, "worker", s->cfg->workers[in->w].name);
@@ -58,6 +58,11 @@ cJSON *stats_status(struct sup *s) {
     cJSON_AddNumberToObject(w, "restarts", (double)in->restarts);
     cJSON_AddNumberToObject(w, "last_code", in->last_code);
     cJSON_AddNumberToObject(w, "last_signal", in->last_signal);
+    double cpu;
+    uint64_t rss;
+    proc_usage(in->pid, &cpu, &rss);
+    cJSON_AddNumberToObject(w, "cpu_s", cpu);
+    cJSON_AddNumberToObject(w, "rss_bytes", (double)rss);
     cJSON_AddItemToArray(arr, w);
     /* A worker that finished as its policy says is not "not ready". */
     if (in->state != ST_READY && in->state != ST_EXITED) all_ready = false;

@@ -8,6 +8,12 @@
  * `struct proc` (spawn.c: the libuv process handle and the two pipes that
  * capture its output). Everything that touches channels and semaphores is
  * in objects.c.
+ *
+ * Operations (issue 10), one file a concern: reload.c (reload and SIGHUP),
+ * metrics.c (Prometheus text, the /metrics listener), events.c (`warren
+ * events`), top.c (`warren top`), hooks.c (on_exit / on_give_up),
+ * logfile.c (log_dir, rotation, SIGUSR2), sdnotify.c (Type=notify); the
+ * per-worker process settings are applied by warren-shim (shim.c).
  */
 #ifndef WARREN_SUP_H
 #define WARREN_SUP_H
@@ -43,6 +49,16 @@ struct cfg_sem {
   uint32_t value;
 };
 
+/* rlimits a worker may set, in the order of cfg_rlimit_names. */
+enum { RL_NOFILE = 0, RL_AS, RL_CPU, RL_CORE, RL__COUNT };
+extern const char *const cfg_rlimit_names[RL__COUNT + 1];
+extern const int cfg_rlimit_resources[RL__COUNT];
+#define CFG_UNLIMITED UINT64_MAX
+struct cfg_rlimit {
+  bool set;
+  uint64_t soft, hard; /* CFG_UNLIMITED = RLIM_INFINITY */
+};
+
 struct cfg_worker {
   char *name;
   char **argv; /* NULL-terminated; argv[0] as written */
@@ -62,6 +78,17 @@ struct cfg_worker {
   char *cwd; /* resolved, or NULL */
   double start_timeout_s, stop_timeout_s;
   int order; /* position in the start order (topological) */
+  /* operations (issue 10) */
+  char *env_file;  /* resolved path, or NULL; read at load and at each reload */
+  char **file_env; /* its "KEY=VALUE" lines, applied before env */
+  int nfile_env;
+  char *user, *group; /* as written, or NULL */
+  int uid, gid;       /* resolved; -1 = unchanged */
+  int umask;          /* -1 = inherited */
+  bool has_nice;
+  int nice;
+  struct cfg_rlimit rl[RL__COUNT];
+  char **on_exit, **on_give_up; /* hook argv (NULL-terminated), or NULL */
 };
 
 struct cfg {
@@ -82,6 +109,11 @@ struct cfg {
   double reset_after_s, fast_fail_s;
   uint32_t stats_interval_ms;
   double drain_timeout_s, stop_timeout_s, start_timeout_s;
+  char *file;             /* the config file, as given (reload reads it again) */
+  char *log_dir;          /* per-worker log files (resolved), or NULL */
+  uint64_t log_max_bytes; /* rotate at (10 MiB) */
+  int log_files;          /* rotated files kept (5) */
+  char *metrics_listen;   /* "127.0.0.1:PORT", or NULL (off) */
   uint64_t chaos_seed; /* chaos.c: "chaos" or --chaos SEED[:RATE] */
   double chaos_rate;   /* kills a second; 0 = off */
 };
@@ -100,6 +132,9 @@ int cfg_parse(const char *text, const char *file, const char *self_dir, struct c
 int cfg_load(const char *file, const char *self_dir, struct cfg *c, struct cfg_errors *errs);
 void cfg_free(struct cfg *c);
 void cfg_errors_free(struct cfg_errors *e);
+/* Same definition (everything a running instance was started with)? */
+bool cfg_worker_same(const struct cfg_worker *a, const struct cfg_worker *b);
+bool cfg_chan_same(const struct cfg_chan *a, const struct cfg_chan *b);
 /* "256MiB" -> bytes; 0 or -1 (bad unit/number). */
 int cfg_parse_size(const char *s, uint64_t *out);
 
@@ -115,6 +150,8 @@ void log_msg(int level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* One captured line of a worker. */
 void log_line(const char *worker, int pid, const char *stream, const char *line, size_t len);
+/* Every event (never worker.output) is also given as one JSON line to tap. */
+void log_set_tap(void (*tap)(const char *json_line, size_t n));
 
 /* ------------------------------------------------------------ lifecycle.c */
 
@@ -180,13 +217,16 @@ struct inst {
   int nrecent;
   int last_code, last_signal;
   uv_timer_t timer; /* backoff, start_timeout and stop_timeout (one at a time) */
+  bool retiring;    /* stopped for a reload: no restart, outputs stay open */
+  bool gave_up;     /* on_give_up ran for the current crash loop */
+  uint64_t reclaimed_bytes, reclaimed_blocks, redelivered; /* totals, for metrics */
 };
 
 struct sup {
   uv_loop_t *loop;
   struct cfg *cfg;
   wr_arena *arena;
-  struct inst *inst;
+  struct inst **inst; /* pointers: an instance survives a reload in place */
   int ninst;
   int *winst;    /* first instance index of each worker */
   bool stopping; /* graceful stop in progress */
@@ -204,10 +244,23 @@ struct sup {
   uv_poll_t notify_poll;
   int notify_fd;
   uint64_t heap_baseline; /* heap bytes in use after the objects were built */
+  uv_signal_t sig_usr2;
+  struct cfg *pending; /* reload.c: the new config, until the retiring instances stopped */
+  bool *late;          /* reload.c: per old channel, rebuilt because a producer closed it */
+  bool sd_ready;       /* sdnotify.c: READY=1 sent */
+  int hooks;           /* hook processes running (hooks.c) */
+  uv_tcp_t http;       /* metrics.c: the /metrics listener, when http_on */
+  bool http_on;
+  char http_addr[80]; /* where it listens ("127.0.0.1:PORT") */
 };
 
 /* run.c: the supervisor's core. */
 int sup_run(struct cfg *c, const char *sock_override);
+/* A new instance of worker w, replica r, in arena slot `slot` (not started). */
+struct inst *inst_new(struct sup *s, int w, int r, uint32_t slot);
+/* Free a stopped instance (its timer is closed first). */
+void inst_free(struct inst *in);
+bool inst_running(const struct inst *in);
 void sup_dispatch(struct inst *in, int event);
 void sup_stop(struct sup *s, const char *why);
 void sup_kick(struct sup *s);
@@ -215,6 +268,7 @@ int sup_restart_worker(struct sup *s, const char *name);
 uint64_t sup_now_ms(struct sup *s);
 
 /* spawn.c */
+char **env_for_worker(const struct cfg_worker *w, size_t extra, size_t *k);
 int spawn_inst(struct sup *s, struct inst *in);
 void spawn_signal(struct inst *in, int sig);
 void reap_orphans(struct sup *s);
@@ -255,6 +309,48 @@ void stats_log(struct sup *s);
 int notify_open(struct sup *s);
 void notify_close(struct sup *s);
 
+/* reload.c: `warren reload` and SIGHUP. Validate the file again; an invalid
+ * one changes nothing (reply ok=false with the errors). Else stop what
+ * changed (workers, and every producer and consumer of a channel that
+ * changed shape), then (reload_progress, from sup_kick) rebuild those
+ * channels carrying their records over, swap the config and start the rest. */
+struct cJSON *reload_request(struct sup *s, const char *why);
+void reload_progress(struct sup *s);
+
+/* logfile.c: per-worker log files under log_dir, rotated by size. */
+void logfile_configure(const char *dir, uint64_t max_bytes, int files);
+/* A captured line: to the worker's file when log_dir is set; false if not. */
+bool logfile_line(const char *label, const char *line, size_t len);
+void logfile_reopen(void); /* SIGUSR2 */
+void logfile_close_all(void);
+
+/* events.c: `warren events` subscribers on the control socket. */
+void events_subscribe(uv_stream_t *client);
+void events_publish(const char *json_line, size_t n); /* ends with '\n' */
+void events_unsubscribe(uv_stream_t *client);
+void events_close_all(void);
+int events_client(const char *sock, bool json); /* `warren events`: until the run ends */
+/* top.c: `warren top`, a live view (refresh 1 s, q quits). */
+int top_client(const char *sock);
+
+/* hooks.c: on_exit / on_give_up commands. */
+void hook_run(struct sup *s, struct inst *in, const char *which, char *const *argv);
+bool hook_pid(int pid); /* one of ours (reap_orphans must leave it to libuv) */
+/* At the end of a run: true when no hook runs; else waits (the last hook's
+ * exit calls sup_kick again), SIGKILLing them after stop_timeout_s. */
+bool hooks_drain(struct sup *s);
+
+/* metrics.c: Prometheus text exposition, and the loopback /metrics listener. */
+char *metrics_text(struct sup *s); /* malloc'd */
+int metrics_listen(struct sup *s); /* per cfg->metrics_listen; 0 when off */
+void metrics_close(struct sup *s);
+/* Per-process CPU seconds and resident bytes from /proc (0 when gone). */
+void proc_usage(int pid, double *cpu_s, uint64_t *rss);
+
+/* sdnotify.c: warren itself under systemd (Type=notify), by hand. */
+void sdnotify_init(void); /* takes NOTIFY_SOCKET out of the environment */
+void sdnotify(const char *msg);
+
 /* control.c */
 int ctl_default_path(const char *name, char *buf, size_t len);
 int ctl_listen(struct sup *s, const char *path);
@@ -262,5 +358,7 @@ void ctl_close(struct sup *s);
 /* Client: send {"cmd": cmd, ...args} and return the parsed reply (caller
  * deletes) or NULL with *err set. */
 struct cJSON *ctl_request(const char *path, struct cJSON *req, int *err);
+/* A connected client socket (close-on-exec), or -errno. */
+int ctl_connect(const char *path);
 
 #endif

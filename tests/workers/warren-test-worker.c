@@ -14,12 +14,13 @@
  *   ignore-term           attach, ready, ignore SIGTERM forever
  *   say TEXT              print TEXT on stdout and stderr, ready, run until SIGTERM
  *   produce               send numbered records to output 0 until SIGTERM, then close
- *                         it and write the count to produced.REPLICA
+ *                         it and append the count to produced.REPLICA
  *   sem-crash MARKER      attach, take 2 permits of semaphore "disk", ready; the first
  *                         incarnation then SIGKILLs itself; later ones take every
  *                         permit (proving they came back), print it, run until SIGTERM
  *   consume               receive from input 0 until end of stream (or SIGTERM) and
- *                         write the count to consumed.REPLICA
+ *                         append the count to consumed.REPLICA; while a file "pause"
+ *                         exists it receives nothing
  *   scribble SEED         hostile: attach, allocate, send on output 0 if any, ready,
  *                         then write random bytes over its slot, the lock words, the
  *                         page map, tag arrays, the directory and the lanes, and
@@ -49,7 +50,7 @@ static void on_term(int sig) {
 static void write_count(wr_worker *w, const char *what, long n) {
   char path[64];
   snprintf(path, sizeof path, "%s.%u", what, wr_worker_replica(w));
-  FILE *f = fopen(path, "w");
+  FILE *f = fopen(path, "a"); /* one line per incarnation */
   fprintf(f, "%ld\n", n);
   fclose(f);
 }
@@ -170,6 +171,11 @@ int main(int argc, char **argv) {
     long n = 0;
     char buf[256];
     for (;;) {
+      while (!g_term && access("pause", F_OK) == 0) { /* the test holds the consumer back */
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+      }
+      if (g_term && access("pause", F_OK) == 0) break;
       rc = wr_chan_recv(c, buf, sizeof buf, -1);
       if (rc >= 0)
         n++;
