@@ -5,7 +5,7 @@ BUILD     ?= build
 TESTBUILD ?= build-test
 MESON_TEST_OPTS ?=
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build run test bench fuzz soak tsan valgrind clean
 
 all: build
 
@@ -31,6 +31,29 @@ test: deps $(TESTBUILD)/build.ninja
 
 bench: build
 	@scripts/run-bench.sh $(BUILD)
+
+# The long soak: 5 stages under chaos (bench/soak.py; COUNT RATE CHAOS).
+SOAK_ARGS ?=
+soak: build
+	@bench/soak.py $(BUILD) $(SOAK_ARGS)
+
+# The lib tests under ThreadSanitizer (their threads; processes are apart).
+TSAN_TESTS ?= arena backend deadlock heap heap_crash map mutex mvar sem chan chan_crash hostile
+tsan: deps
+	@[ -f build-tsan/build.ninja ] || meson setup build-tsan --buildtype=debugoptimized \
+	  -Db_sanitize=thread -Db_lundef=false
+	ninja -C build-tsan
+	TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --print-errorlogs $(TSAN_TESTS)
+
+# The supervisor tests once with warren under valgrind memcheck.
+valgrind: deps
+	@scripts/valgrind.sh build-vg
+
+# libFuzzer harnesses (clang), FUZZ_SECONDS each; CI runs them briefly.
+FUZZ_SECONDS ?= 600
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@scripts/fuzz.sh $(FUZZ_SECONDS) build-fuzz
 
 clean:
 	rm -rf $(BUILD) $(TESTBUILD)

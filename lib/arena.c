@@ -61,6 +61,24 @@ int wr__robust_lock(pthread_mutex_t *m) {
   return rc == EOWNERDEAD ? 1 : 0;
 }
 
+int wr__robust_lock_bounded(pthread_mutex_t *m, int64_t patience_ns) {
+  struct timespec dl;
+  clock_gettime(CLOCK_MONOTONIC, &dl);
+  dl.tv_sec += patience_ns / 1000000000;
+  dl.tv_nsec += patience_ns % 1000000000;
+  if (dl.tv_nsec >= 1000000000) dl.tv_sec++, dl.tv_nsec -= 1000000000;
+  int rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &dl);
+  if (rc == 0) return 0;
+  if (rc == EOWNERDEAD) return 1;
+  /* Timed out, or a word so scribbled that the lock refuses it (EDEADLK,
+   * ENOTRECOVERABLE, EINVAL): declare it broken, take a fresh one, and wake
+   * whoever sleeps on the old word so that they queue on the new one. */
+  wr__robust_init(m);
+  pthread_mutex_lock(m);
+  wr__futex_wake((_Atomic uint32_t *)(void *)m, INT32_MAX);
+  return 1;
+}
+
 void wr__robust_unlock(pthread_mutex_t *m, bool repaired) {
   if (repaired) pthread_mutex_consistent(m);
   pthread_mutex_unlock(m);

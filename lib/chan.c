@@ -220,7 +220,8 @@ static int chan_get(wr_arena *a, const char *name, struct wr__chan **out, uint64
   if (rc) return rc;
   if (kind != WR_KIND_CHAN) return -WR_EKIND;
   struct wr__chan *ch = wr__ptr_checked(a, off, sizeof *ch);
-  if (!ch || ch->magic != CHAN_MAGIC) return -WR_ECORRUPT;
+  /* a heap block is 16-aligned: a scribbled directory entry may not be */
+  if (!ch || (off & 15) || ch->magic != CHAN_MAGIC) return -WR_ECORRUPT;
   uint64_t bsize = wr_block_size(a, ch);
   uint64_t nw = (uint64_t)ch->producers + ch->consumers;
   if (!ch->producers || !ch->consumers ||

@@ -84,6 +84,19 @@ static inline uint64_t block_off(const wr_arena *a, uint32_t p, uint32_t cls, ui
   return page_off(a, p) + cls_tagbytes[cls] + (uint64_t)idx * cls_size[cls];
 }
 
+/* Is the descriptor of span head p (state SMALL or LARGE) one the heap
+ * could have written? The supervisor's scans (reclaim, checks, stats) skip
+ * a scribbled one instead of trusting its npages/nblocks; the checker
+ * reports it. */
+static bool span_shape_ok(const wr_arena *a, uint32_t p, uint32_t state) {
+  const struct wr__span *s = &a->spans[p];
+  uint32_t n = s->npages;
+  if (n == 0 || n > a->npages - p) return false;
+  if (state == WR__SPAN_LARGE) return true;
+  return state == WR__SPAN_SMALL && s->cls < NCLS && s->nblocks == cls_nblocks[s->cls] &&
+         n == cls_npages[s->cls];
+}
+
 /* Locate the block at `off`: its span head page, and for SMALL spans its
  * index. Returns the tag word or NULL if off is not a block start. Safe on
  * any offset (bounds- and shape-checked). */
@@ -109,7 +122,7 @@ static _Atomic uint32_t *block_find(const wr_arena *a, uint64_t off, uint32_t *h
     *idx = i;
     return &span_tags(a, p)[i];
   }
-  if (st == WR__SPAN_LARGE && delta == WR__SPAN_HDR) {
+  if (st == WR__SPAN_LARGE && delta == WR__SPAN_HDR && span_shape_ok(a, p, st)) {
     *head = p;
     *idx = 0;
     return &span_tags(a, p)[0];
@@ -126,7 +139,8 @@ static inline uint64_t large_bytes(const struct wr__span *s) {
 static void page_map_repair(wr_arena *a);
 
 static void page_lock(wr_arena *a) {
-  if (wr__robust_lock(&a->hdr->page_lock.m)) {
+  pthread_mutex_t *m = &a->hdr->page_lock.m;
+  if (a->slot == 0 ? wr__robust_lock_bounded(m, WR__LOCK_PATIENCE_NS) : wr__robust_lock(m)) {
     page_map_repair(a);
     wr__robust_unlock(&a->hdr->page_lock.m, true);
     page_lock(a);
@@ -138,6 +152,7 @@ static void page_unlock(wr_arena *a) { wr__robust_unlock(&a->hdr->page_lock.m, f
  * FREE the span is gone; stray CONT pages are freed by the repair. */
 static void pages_release_locked(wr_arena *a, uint32_t p) {
   uint32_t n = a->spans[p].npages;
+  if (n == 0 || n > a->npages - p) n = 1; /* scribbled: the repair frees the rest */
   atomic_store_explicit(&a->spans[p].state, WR__SPAN_FREE, memory_order_release);
   for (uint32_t i = 1; i < n; i++) atomic_store(&a->spans[p + i].state, WR__SPAN_FREE);
   a->hdr->pages_in_use -= n;
@@ -750,15 +765,17 @@ int wr__heap_free_as(wr_arena *a, wr_off_t off, wr_tag expect) {
 
 /* ------------------------------------------------------------ reclaim */
 
-/* Advance *p to the next span head whose extent fits the heap (a scribbled
- * descriptor is skipped, never followed). Returns its state, or 0 at the end. */
-static uint32_t span_head_next(const wr_arena *a, uint32_t *p) {
+/* Advance *p to the next span head whose descriptor the heap could have
+ * written (span_shape_ok: a scribbled one is skipped, never followed); *n
+ * gets its page count, read once (a scribbler may change it under us).
+ * Returns its state, or 0 at the end. */
+static uint32_t span_head_next(const wr_arena *a, uint32_t *p, uint32_t *n) {
   for (; *p < a->npages; (*p)++) {
-    const struct wr__span *s = &a->spans[*p];
-    uint32_t st = atomic_load(&s->state);
-    if ((st == WR__SPAN_SMALL || st == WR__SPAN_LARGE) && s->npages >= 1 &&
-        s->npages <= a->npages - *p)
-      return st;
+    uint32_t st = atomic_load(&a->spans[*p].state);
+    if ((st == WR__SPAN_SMALL || st == WR__SPAN_LARGE) && span_shape_ok(a, *p, st)) {
+      *n = a->spans[*p].npages;
+      if (*n >= 1 && *n <= a->npages - *p) return st;
+    }
   }
   return 0;
 }
@@ -793,8 +810,10 @@ int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim
 
   page_lock(a);
   uint32_t state;
-  for (uint32_t p = 0; (state = span_head_next(a, &p)) != 0; p += a->spans[p].npages) {
+  uint32_t n;
+  for (uint32_t p = 0; (state = span_head_next(a, &p, &n)) != 0; p += n) {
     struct wr__span *s = &a->spans[p];
+    WR_CRASH_POINT(HEAP_RECLAIM_MID); /* a reclaimer dies holding the page lock */
     _Atomic uint32_t *tags = span_tags(a, p);
     uint32_t owner = atomic_load(&s->owner);
     if (state == WR__SPAN_LARGE) {
@@ -979,12 +998,13 @@ uint64_t wr_heap_bytes_owned(wr_arena *a, wr_tag tag) {
   uint64_t bytes = 0;
   page_lock(a);
   uint32_t state;
-  for (uint32_t p = 0; (state = span_head_next(a, &p)) != 0; p += a->spans[p].npages) {
+  uint32_t n;
+  for (uint32_t p = 0; (state = span_head_next(a, &p, &n)) != 0; p += n) {
     struct wr__span *s = &a->spans[p];
     _Atomic uint32_t *tags = span_tags(a, p);
     if (state == WR__SPAN_LARGE) {
       if (atomic_load(&tags[0]) == tag) bytes += large_bytes(s);
-    } else if (s->cls < NCLS) {
+    } else {
       for (uint32_t i = 0; i < s->nblocks; i++)
         if (atomic_load_explicit(&tags[i], memory_order_relaxed) == tag) bytes += cls_size[s->cls];
     }

@@ -263,6 +263,15 @@ bool wr__worker_tag_live(const wr_arena *a, wr_tag t);
  * the caller must repair before wr__robust_unlock (which marks consistent). */
 int wr__robust_init(pthread_mutex_t *m);
 int wr__robust_lock(pthread_mutex_t *m);
+/* As wr__robust_lock, for the supervisor (a handle without a worker slot):
+ * a lock still held after patience_ns (a scribbled lock word, a stopped
+ * worker) is re-initialised and taken, and 1 returned: the caller repairs
+ * as after a dead owner. The supervisor never waits forever on a word a
+ * worker can write. */
+int wr__robust_lock_bounded(pthread_mutex_t *m, int64_t patience_ns);
+#ifndef WR__LOCK_PATIENCE_NS /* the fuzzer shortens it */
+#define WR__LOCK_PATIENCE_NS 1000000000ll
+#endif
 void wr__robust_unlock(pthread_mutex_t *m, bool repaired);
 
 /* arena.c, for backend.c */
@@ -355,6 +364,7 @@ static inline void wr__fence_light(void) {
   XX(HEAP_REALLOC_AFTER_COPY, "heap.realloc.after_copy")               \
   XX(HEAP_TRANSFER_AFTER_SHARED, "heap.transfer.after_shared")         \
   XX(HEAP_RELEASE_AFTER_ORPHAN, "heap.release.after_orphan")           \
+  XX(HEAP_RECLAIM_MID, "heap.reclaim.mid")                             \
   XX(NAME_BIND_AFTER_BUSY, "name.bind.after_busy")                     \
   XX(NAME_BIND_AFTER_TRANSFER, "name.bind.after_transfer")             \
   XX(NAME_UNBIND_AFTER_FREE, "name.unbind.after_free")                 \

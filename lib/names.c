@@ -27,7 +27,8 @@ void wr__dir_repair(wr_arena *a) {
 }
 
 static void dir_lock(wr_arena *a) {
-  if (wr__robust_lock(&a->hdr->dir_lock.m)) {
+  pthread_mutex_t *m = &a->hdr->dir_lock.m;
+  if (a->slot == 0 ? wr__robust_lock_bounded(m, WR__LOCK_PATIENCE_NS) : wr__robust_lock(m)) {
     wr__dir_repair(a);
     wr__robust_unlock(&a->hdr->dir_lock.m, true);
     dir_lock(a);

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "chan_util.h"
+#include "crash_row.h"
 
 #define N 3000u
 #define LOG_MAX (4 * N)
@@ -179,10 +180,27 @@ static void run_cell(const char *point, int nth, int victim, int crashing_reclai
   }
   if (crashes != 1) fail_msg("%s: crash point hit %d times, want 1", point, crashes);
   assert_checks_green(a);
+  wr_lane_stats st;
+  assert_int_equal(wr_chan_stats(a, "crash", &st, 1), 1);
+  assert_int_equal(st.sent, N);
+  assert_int_equal(st.received, N);
+  assert_int_equal(st.redelivered, redelivered);
+
+  /* The row: records never logged, bytes not back after destroy. */
+  uint64_t n = atomic_load(&sh->nlog), expect = 0, dups = 0, lost = N;
+  assert_true(n <= LOG_MAX);
+  static uint8_t seen[N];
+  memset(seen, 0, sizeof seen);
+  for (uint64_t k = 0; k < n; k++)
+    if (sh->log[k] < N && !seen[sh->log[k]]++) lost--;
+  assert_int_equal(wr_chan_destroy(a, "crash"), 0);
+  uint64_t now = heap_bytes(a);
+  crash_row(point, 1, now - base, 0, lost);
+  if (crashing_reclaimer) crash_row("chan.reclaim.mid", 1, now - base, 0, lost);
+  assert_int_equal(lost, 0);
+  assert_int_equal(now, base);
 
   /* The log: every record, in order; a step back only as a redelivery. */
-  uint64_t n = atomic_load(&sh->nlog), expect = 0, dups = 0;
-  assert_true(n <= LOG_MAX);
   for (uint64_t k = 0; k < n; k++) {
     uint64_t x = sh->log[k];
     if (x == expect)
@@ -197,14 +215,7 @@ static void run_cell(const char *point, int nth, int victim, int crashing_reclai
   if (dups > redelivered) fail_msg("%s: %llu duplicates, %llu redelivered", point,
                                    (unsigned long long)dups, (unsigned long long)redelivered);
   if (victim == PROD) assert_int_equal(dups, 0);
-  wr_lane_stats st;
-  assert_int_equal(wr_chan_stats(a, "crash", &st, 1), 1);
-  assert_int_equal(st.sent, N);
-  assert_int_equal(st.received, N);
-  assert_int_equal(st.redelivered, redelivered);
-  assert_int_equal(wr_chan_destroy(a, "crash"), 0);
   assert_checks_green(a);
-  assert_int_equal(heap_bytes(a), base);
 }
 
 #define CELL(fn, point, victim, rec, nth)                                                    \
@@ -253,6 +264,7 @@ static void test_create_after_lanes(void **state) {
   assert_true(slot != 0);
   assert_int_equal(lanes_used(a), lanes + 6); /* claimed, not bound */
   reap_slot(a, slot, inc);
+  crash_row("chan.create.after_lanes", 1, heap_bytes(a) - base, 0, 0);
   assert_int_equal(wr_name_lookup(a, "half", NULL, NULL), -WR_ENOENT);
   assert_int_equal(lanes_used(a), lanes);
   assert_checks_green(a);
@@ -300,6 +312,7 @@ static void test_destroy_mid(void **state) {
   assert_true(slot != 0);
   assert_int_equal(wr_name_lookup(a, "doomed", NULL, NULL), 0); /* still bound */
   reap_slot(a, slot, inc);
+  crash_row("chan.destroy.mid", 1, heap_bytes(a) - base, 0, 0);
   assert_int_equal(wr_name_lookup(a, "doomed", NULL, NULL), -WR_ENOENT);
   assert_int_equal(lanes_used(a), lanes);
   assert_checks_green(a);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "crash_row.h"
 #include "sync_testlib.h"
 
 static wr_map *mk_map(wr_arena *a, const char *name, uint32_t cap, uint32_t stripes) {
@@ -223,6 +224,10 @@ static void test_crash_matrix(void **state) {
       tl_reap(a, &c);
       if (!tl_killed(&c)) fail_msg("%s: exit %d", at, tl_exit_code(&c));
       /* Whole values only, and the stripes are usable. */
+      int torn = wr_map_get(m, "k", 1, got, sizeof got) != 64 ||
+                 (memcmp(got, A, 64) && memcmp(got, B, 64));
+      torn += wr_array_get(ar, 3, got) != 0 || (memcmp(got, A, 64) && memcmp(got, B, 64));
+      if (pts[i]) crash_row(pts[i], tl_killed(&c), tl_dead_bytes(a, &c), 0, (uint64_t)torn);
       assert_int_equal(wr_map_get(m, "k", 1, got, sizeof got), 64);
       if (memcmp(got, A, 64) && memcmp(got, B, 64)) fail_msg("%s: torn map value", at);
       assert_int_equal(wr_array_get(ar, 3, got), 0);

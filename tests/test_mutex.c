@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "crash_row.h"
 #include "sync_testlib.h"
 
 static int worker_try(wr_arena *a, void *arg) {
@@ -108,6 +109,7 @@ static void test_owner_dead(void **state) {
     tl_child w = tl_spawn(a, NULL, worker_waiter, NULL);
     assert_int_equal(wr_mutex_unlock(m), 0);
     tl_reap(a, &c);
+    if (pts[i]) crash_row(pts[i], tl_killed(&c), tl_dead_bytes(a, &c), 0, 0);
     assert_true(tl_killed(&c));
     tl_reap(a, &w); /* woken by the reclaim, whatever the point */
     assert_int_equal(tl_exit_code(&w), 0);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "crash_row.h"
 #include "sync_testlib.h"
 
 static void test_basic(void **state) {
@@ -114,7 +115,9 @@ static void test_crash_matrix(void **state) {
       wr_mvar *m;
       assert_int_equal(wr_mvar_open(a, "m", &m), 0);
       /* Full, whole, and the right one: A until the put committed. */
-      if (wr_mvar_take(m, got, sizeof got, 0) != 64) fail_msg("%s: empty after reclaim", at);
+      int took = wr_mvar_take(m, got, sizeof got, 0);
+      if (pts[i]) crash_row(pts[i], tl_killed(&c), tl_dead_bytes(a, &c), 0, took != 64);
+      if (took != 64) fail_msg("%s: empty after reclaim", at);
       /* Points are passed once (the put) or twice (the takes); the second
        * take's value is B, restored when its taker dies. */
       bool committed = pts[i] == NULL || hit == 2 || strcmp(pts[i], "mvar.put.after_commit") == 0;

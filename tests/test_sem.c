@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "crash_row.h"
 #include "sync_testlib.h"
 
 static void test_basic(void **state) {
@@ -154,6 +155,9 @@ static void test_crash_matrix(void **state) {
       wr_sem *s, *t;
       assert_int_equal(wr_sem_open(a, "s", &s), 0);
       assert_int_equal(wr_sem_open(a, "t", &t), 0);
+      if (pts[i])
+        crash_row(pts[i], tl_killed(&c), tl_dead_bytes(a, &c),
+                  (uint64_t)(labs(5L - wr_sem_value(s)) + labs(1L - wr_sem_value(t))), 0);
       if (wr_sem_value(s) != 5 || wr_sem_value(t) != 1)
         fail_msg("%s: values %d %d after reclaim (returned %llu)", pts[i] ? at : "none",
                  wr_sem_value(s), wr_sem_value(t), (unsigned long long)back);

@@ -485,9 +485,14 @@ def case_text_log():
     check("c | hello from c" in out and "b.0 | hello from b" in out, out)
 
 
-if __name__ == "__main__":  # tests/test_ops.py imports the helpers above
-    CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
-    if CASE not in CASES:
-        fail("unknown case %s (have: %s)" % (CASE, ", ".join(CASES)))
-    CASES[CASE]()
+def main(cases):
+    """Run case CASE of `cases` (tests/test_reliability.py reuses Run and this)."""
+    cases = {k[5:]: v for k, v in cases.items() if k.startswith("case_")}
+    if CASE not in cases:
+        fail("unknown case %s (have: %s)" % (CASE, ", ".join(cases)))
+    cases[CASE]()
     print("ok", CASE)
+
+
+if __name__ == "__main__":
+    main(globals())

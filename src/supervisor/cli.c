@@ -33,6 +33,7 @@ static const char usage_text[] =
     "\n"
     "options: --log-format text|json (run), --name NAME or --socket PATH (client\n"
     "commands), --json, --help, --version\n"
+    "  --chaos SEED[:RATE] (run): SIGKILL a random worker RATE times a second\n"
     "exit codes: 0 clean stop, 1 runtime failure, 2 bad config or usage\n";
 
 static int usage(int code) {
@@ -181,9 +182,10 @@ int main(int argc, char **argv) {
                                        {"name", required_argument, NULL, 'n'},
                                        {"socket", required_argument, NULL, 's'},
                                        {"prometheus", no_argument, NULL, 'P'},
+                                       {"chaos", required_argument, NULL, 'C'},
                                        {NULL, 0, NULL, 0}};
   bool json = false, log_json_fmt = false, prom = false;
-  const char *name = NULL, *sock = NULL;
+  const char *name = NULL, *sock = NULL, *chaos = NULL;
   int c;
   /* Options may come before or after the command ("+" is not used). */
   while ((c = getopt_long(argc, argv, "hVjn:s:", opts, NULL)) != -1) {
@@ -211,6 +213,9 @@ int main(int argc, char **argv) {
     case 'P':
       prom = true;
       break;
+    case 'C':
+      chaos = optarg;
+      break;
     default:
       return usage(SUP_EXIT_USAGE);
     }
@@ -233,6 +238,9 @@ int main(int argc, char **argv) {
         n += cf.workers[i].replicas;
       printf("%s: ok (%d workers, %d processes, %d channels, %d semaphores)\n", args[0],
              cf.nworkers, n, cf.nchans, cf.nsems);
+    } else if (chaos && chaos_parse(chaos, &cf.chaos_seed, &cf.chaos_rate)) {
+      fprintf(stderr, "warren: --chaos SEED[:RATE] (kills a second, 0 < RATE <= 1000)\n");
+      rc = SUP_EXIT_USAGE;
     } else {
       sdnotify_init();
       rc = sup_run(&cf, sock);

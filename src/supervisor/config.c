@@ -293,8 +293,10 @@ static const char *const top_keys[] = {"name",
                                        "log_max_bytes",
                                        "log_files",
                                        "metrics_listen",
+                                       "chaos",
                                        NULL};
 static const char *const heap_keys[] = {"size", "backend", NULL};
+static const char *const chaos_keys[] = {"seed", "rate", NULL};
 static const char *const chan_keys[] = {"name", "capacity", "slot_size", "keyed", NULL};
 static const char *const sem_keys[] = {"name", "value", NULL};
 static const char *const worker_keys[] = {
@@ -325,6 +327,15 @@ static void parse_heap(struct pctx *p, const cJSON *root) {
   keys_check(p, h, "heap", heap_keys);
   p->c->heap_size = get_size(p, h, "heap", "size", 64ull << 20, 2ull << 20, 1ull << 40);
   get_enum(p, h, "heap", "backend", 0, backend_names);
+}
+
+/* "chaos": {"seed": N, "rate": kills a second} (chaos.c). */
+static void parse_chaos(struct pctx *p, const cJSON *root) {
+  const cJSON *x = get(root, "chaos");
+  if (!x || !is_object(p, x, "chaos")) return;
+  keys_check(p, x, "chaos", chaos_keys);
+  p->c->chaos_seed = (uint64_t)get_num(p, x, "chaos", "seed", 0, 0, 9007199254740991.0);
+  p->c->chaos_rate = get_num(p, x, "chaos", "rate", 1, 0.001, 1000);
 }
 
 static void parse_chans(struct pctx *p, const cJSON *root) {
@@ -944,6 +955,7 @@ int cfg_parse(const char *text, const char *file, const char *self_dir, struct c
     }
     if (!name_ok(c->name)) err(&p, "name", "\"%s\" is not a valid name", c->name);
     parse_heap(&p, root);
+    parse_chaos(&p, root);
     parse_chans(&p, root);
     parse_sems(&p, root);
     parse_workers(&p, root);

@@ -38,4 +38,5 @@ void reclaim_inst(struct sup *s, struct inst *in) {
   int rc = rc_dead ? rc_dead : rc_chan ? rc_chan : rc_sync ? rc_sync : rc_heap ? rc_heap : rc_rel;
   if (rc) cJSON_AddStringToObject(o, "error", wr_strerror(rc));
   log_event(rc ? LOG_ERROR : LOG_INFO, "heap.reclaim", o);
+  integrity_check(s, in->label);
 }

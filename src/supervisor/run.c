@@ -280,7 +280,9 @@ static void finish(struct sup *s) {
     return;
   }
   s->finished = true;
+  chaos_stop(s);
   stats_log(s);
+  integrity_final(s);
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "exit_code", s->exit_code);
   log_event(LOG_INFO, "supervisor.stop", o);
@@ -348,6 +350,7 @@ static void on_drain_timeout(uv_timer_t *t) {
 void sup_stop(struct sup *s, const char *why) {
   if (s->stopping) return;
   s->stopping = true;
+  chaos_stop(s);
   sdnotify("STOPPING=1");
   log_msg(LOG_INFO, "supervisor.stopping", "%s", why);
   for (int i = 0; i < s->ninst; i++) {
@@ -542,6 +545,7 @@ int sup_run(struct cfg *c, const char *sock_override) {
     if (c->stats_interval_ms)
       uv_timer_start(&s->stats_timer, on_stats, c->stats_interval_ms, c->stats_interval_ms);
     sup_kick(s);
+    chaos_start(s);
     uv_run(s->loop, UV_RUN_DEFAULT);
   }
 

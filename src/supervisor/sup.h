@@ -114,6 +114,8 @@ struct cfg {
   uint64_t log_max_bytes; /* rotate at (10 MiB) */
   int log_files;          /* rotated files kept (5) */
   char *metrics_listen;   /* "127.0.0.1:PORT", or NULL (off) */
+  uint64_t chaos_seed; /* chaos.c: "chaos" or --chaos SEED[:RATE] */
+  double chaos_rate;   /* kills a second; 0 = off */
 };
 
 /* Error list: every problem found, each "path: reason". */
@@ -270,6 +272,17 @@ char **env_for_worker(const struct cfg_worker *w, size_t extra, size_t *k);
 int spawn_inst(struct sup *s, struct inst *in);
 void spawn_signal(struct inst *in, int sig);
 void reap_orphans(struct sup *s);
+
+/* chaos.c: SIGKILL random workers, seeded (--chaos SEED[:RATE]). parse:
+ * 0, or -1 if spec is not SEED or SEED:RATE with 0 < RATE <= 1000. */
+int chaos_parse(const char *spec, uint64_t *seed, double *rate);
+void chaos_start(struct sup *s);
+void chaos_stop(struct sup *s);
+
+/* integrity.c: after a reclaim, the checkers; corruption is logged. */
+void integrity_check(struct sup *s, const char *after);
+/* At the end of a run: semaphore.stats (value against initial) for each. */
+void integrity_final(struct sup *s);
 
 /* guard.c: kills every worker group if the supervisor dies. */
 int guard_start(void);

@@ -8,6 +8,11 @@
  * larger than the channel's slot go zero-copy. At the end it prints what
  * it sent with an order-independent checksum (the sum of the records'
  * FNV-1a hashes), the same one `null` prints.
+ *
+ * --resume: a restarted gen continues after the records its predecessors
+ * published on its output lanes (their sent counters; a send is committed
+ * when published, and reclaim publishes what a dead sender stamped), so a
+ * source killed at any moment sends each record once.
  */
 #include "stage.h"
 
@@ -19,11 +24,33 @@
 enum { POOL = 1 << 16 };
 static char pool[POOL]; /* seeded letters */
 
+/* Records already on this replica's output lanes: WARREN_OUT is
+ * "chan@index,...", output 0 first. */
+static uint64_t sent_before(struct stage_ctx *ctx) {
+  const char *o = getenv("WARREN_OUT");
+  const char *at = o ? strchr(o, '@') : NULL;
+  if (!at || at - o >= WR_NAME_MAX) return 0;
+  char name[WR_NAME_MAX];
+  snprintf(name, sizeof name, "%.*s", (int)(at - o), o);
+  uint32_t me = (uint32_t)strtoul(at + 1, NULL, 10);
+  static wr_lane_stats ls[1024];
+  int n = wr_chan_stats(ctx->a, name, ls, 1024);
+  uint64_t sent = 0;
+  for (int k = 0; k < n; k++)
+    if (ls[k].producer == me) sent += ls[k].sent;
+  return sent;
+}
+
 static int run(struct stage_ctx *ctx, int argc, char **argv) {
   uint64_t count = 1000, size = 0, seed = 1, rate = 0;
+  bool resume = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (stage_common_opt(ctx, argc, argv, &i)) continue;
+    if (strcmp(a, "--resume") == 0) {
+      resume = true;
+      continue;
+    }
     uint64_t *dst = strcmp(a, "--count") == 0  ? &count
                     : strcmp(a, "--size") == 0 ? &size
                     : strcmp(a, "--seed") == 0 ? &seed
@@ -42,7 +69,9 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     pool[k] = (char)('a' + x % 26);
   }
-  uint64_t n = 0;
+  uint64_t n = 0, skip = resume ? sent_before(ctx) : 0;
+  for (; n < skip && n < count; n++) /* what the predecessors sent: the same draws */
+    if (size) x ^= x << 13, x ^= x >> 7, x ^= x << 17;
   for (; n < count && !g_stop; n++) {
     size_t len = size;
     /* Large records are written straight into the heap block they travel in. */
@@ -83,5 +112,6 @@ const struct stage stage_gen = {
     "                 k, M, KiB, MiB...; larger than the slot size = zero-copy\n"
     "  --seed S       seed of the letters (default 1; replica r uses S + r)\n"
     "  --rate N       at most about N records a second (default: as fast as possible)\n"
+    "  --resume       after a restart, continue after what was already sent\n"
     "\nAt the end prints \"gen: N records, B bytes, checksum X\" (as `null` does).",
     STAGE_OUT, run};

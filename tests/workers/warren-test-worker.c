@@ -21,8 +21,17 @@
  *   consume               receive from input 0 until end of stream (or SIGTERM) and
  *                         append the count to consumed.REPLICA; while a file "pause"
  *                         exists it receives nothing
+ *   scribble SEED         hostile: attach, allocate, send on output 0 if any, ready,
+ *                         then write random bytes over its slot, the lock words, the
+ *                         page map, tag arrays, the directory and the lanes, and
+ *                         SIGKILL itself (a new seed every incarnation)
+ *   exec-child OUT        attach, ready, run `ls -l /proc/self/fd > OUT` (a child that
+ *                         must see no arena fd), run until SIGTERM
  */
+#include "internal.h" /* scribble: the arena's layout */
 #include "warren.h"
+
+#include <sys/wait.h>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -196,6 +205,57 @@ int main(int argc, char **argv) {
     ready(w);
     wait_term(w);
     return 0;
+  }
+  if (strcmp(mode, "scribble") == 0 && argc > 2) {
+    wr_worker *w = attach();
+    wr_arena *a = wr_worker_arena(w);
+    uint64_t rng = strtoull(argv[2], NULL, 10) * 0x9E3779B97F4A7C15ull + a->incarnation;
+    for (int i = 0; i < 20; i++) {
+      void *p;
+      if (wr_alloc(a, 64 + 3000 * (size_t)i, &p) == 0) memset(p, i, 64);
+    }
+    wr_chan *c;
+    if (wr_worker_nout(w) && wr_worker_out(w, 0, &c) == 0)
+      for (int i = 0; i < 4; i++) wr_chan_send(c, "scribble", 8, 0);
+    wr_heap_flush(a);
+    ready(w);
+    struct timespec ts = {0, 50000000};
+    nanosleep(&ts, NULL);
+    int n = 1 + (int)(rng % 8);
+    for (int i = 0; i < n; i++) {
+      rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
+      uint64_t r = rng * 0x2545F4914F6CDD1Dull;
+      uint8_t *t = NULL;
+      size_t room = 0;
+      switch (r % 7) {
+      case 0: t = (uint8_t *)&a->slots[a->slot], room = sizeof(struct wr__slot); break;
+      case 1: t = (uint8_t *)&a->hdr->page_lock, room = 128; break;
+      case 2: t = (uint8_t *)&a->hdr->dir_lock, room = 128; break;
+      case 3: t = (uint8_t *)a->spans, room = 16 * sizeof(struct wr__span); break;
+      case 4: t = a->heap, room = 4096; break;
+      case 5: t = (uint8_t *)a->dir, room = 16 * sizeof(struct wr__dir_entry); break;
+      default: t = wr__ptr_checked(a, atomic_load(&a->lanes[(r >> 16) % 4]), 512), room = 512;
+      }
+      if (!t) continue;
+      size_t at = (size_t)((r >> 24) % room), len = 1 + (r >> 40) % 16;
+      for (size_t k = 0; k < len && at + k < room; k++) t[at + k] = (uint8_t)(r >> (k % 8 * 8));
+    }
+    printf("scribbled %d times; crashing\n", n);
+    raise(SIGKILL);
+  }
+  if (strcmp(mode, "exec-child") == 0 && argc > 2) {
+    wr_worker *w = attach();
+    ready(w);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "ls -l /proc/self/fd > '%s'", argv[2]);
+    pid_t c = fork();
+    if (c == 0) {
+      execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+      _exit(127);
+    }
+    int st;
+    if (c > 0) waitpid(c, &st, 0);
+    return wait_term(w);
   }
   if (strcmp(mode, "ignore-term") == 0) {
     signal(SIGTERM, SIG_IGN);

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Build the libFuzzer harnesses (tests/fuzz/) with clang and run each for a
+# bounded time. Usage: scripts/fuzz.sh SECONDS [OUTDIR]
+#   CI runs it for a short time (tests/meson.build, test "fuzz"); `make fuzz`
+#   runs it longer. Exit 77 (skipped) if clang or its fuzzer runtime is absent.
+# Crashes are written to OUTDIR/crash-*; turn each into a corpus entry
+# (tests/fuzz/corpus/NAME/) once fixed.
+set -uo pipefail
+secs=${1:-30}
+out=${2:-build-fuzz}
+src=$(cd "$(dirname "$0")/.." && pwd)
+cc=${CLANG:-clang}
+command -v "$cc" >/dev/null || { echo "no clang: skipped"; exit 77; }
+mkdir -p "$out"
+probe='int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }'
+if ! echo "$probe" | "$cc" -x c -fsanitize=fuzzer - -o "$out/probe" 2>/dev/null; then
+  echo "clang has no libFuzzer runtime (libclang-rt-14-dev): skipped"
+  exit 77
+fi
+rm -f "$out/probe"
+flags=(-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
+       -fno-sanitize-recover=undefined -I"$src/lib/include" -I"$src/lib" -I"$src/src/supervisor")
+libsrc=()
+for f in "$src"/lib/*.c; do libsrc+=("$f"); done
+$cc "${flags[@]}" "$src/tests/fuzz/fuzz_config.c" "$src/src/supervisor/config.c" \
+  $(pkg-config --cflags --libs libcjson) -lm -o "$out/fuzz_config" || exit 1
+# A scribbled lock costs the supervisor WR__LOCK_PATIENCE_NS: 1 ms here.
+$cc "${flags[@]}" -DWR__LOCK_PATIENCE_NS=1000000ll "$src/tests/fuzz/fuzz_arena.c" \
+  "${libsrc[@]}" -lpthread -o "$out/fuzz_arena" || exit 1
+rc=0
+for h in config arena; do
+  corpus="$out/corpus-$h"
+  mkdir -p "$corpus"
+  seeds=("$src/tests/fuzz/corpus/$h")
+  [ "$h" = config ] && seeds+=("$src/tests/configs" "$src/tests/configs/bad")
+  dirs=()
+  for d in "${seeds[@]}"; do [ -d "$d" ] && dirs+=("$d"); done
+  log="$out/fuzz_$h.log"
+  ( cd "$out" && ./fuzz_"$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 \
+      -max_len=4096 -print_final_stats=1 -artifact_prefix="$out/$h-" \
+      "$corpus" "${dirs[@]}" ) >"$log" 2>&1
+  r=$?
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
+  echo "fuzz_$h: exit $r, ${execs:-?} execs in ${secs}s, corpus $(ls "$corpus" | wc -l) entries," \
+       "crashes $(ls "$out" | grep -c "^$h-\(crash\|timeout\|leak\|oom\)-")"
+  if [ $r -ne 0 ]; then
+    tail -40 "$log"
+    rc=1
+  fi
+done
+exit $rc
