@@ -180,6 +180,7 @@ static uint64_t live_end(const struct wr__lane *l, uint64_t h) {
   const uint8_t *ring = (const uint8_t *)l + l->ring_off;
   uint64_t t = atomic_load(&l->tail);
   if (t < h) t = h;
+  if (t - h > l->capacity) t = h + l->capacity; /* scribbled: never walk past one ring */
   while (t - h < l->capacity &&
          stamped((const struct wr__rslot *)(ring + (t & l->mask) * l->stride), t))
     t++;
@@ -212,6 +213,24 @@ static struct wr__lane *lane_get(const wr_arena *a, uint32_t j) {
   return l;
 }
 
+/* The channel descriptor at off (from a directory entry, a lane or an
+ * intent record: any of them may be scribbled), or NULL: in bounds, a heap
+ * block's 16-byte alignment, its magic, and a shape chan_create could have
+ * written (wait lines on their cache lines, the lane table inside the block). */
+static struct wr__chan *chan_at(const wr_arena *a, uint64_t off) {
+  struct wr__chan *ch = (off & 15) ? NULL : wr__ptr_checked(a, off, sizeof *ch);
+  if (!ch || ch->magic != CHAN_MAGIC) return NULL;
+  uint64_t bsize = wr_block_size(a, ch);
+  uint64_t nw = (uint64_t)ch->producers + ch->consumers;
+  if (!ch->producers || !ch->consumers ||
+      ch->nlanes != (uint64_t)ch->producers * ch->consumers || ch->nlanes > WR__MAX_LANES ||
+      ch->wait_off < sizeof *ch || ((off + ch->wait_off) & (WR__CACHELINE - 1)) ||
+      ch->wait_off + nw * WR__CACHELINE > ch->lanes_off || ((off + ch->lanes_off) & 3) ||
+      ch->lanes_off + 4ull * ch->nlanes > bsize)
+    return NULL;
+  return ch;
+}
+
 /* Descriptor of channel `name`, checked. *doff gets its offset. */
 static int chan_get(wr_arena *a, const char *name, struct wr__chan **out, uint64_t *doff) {
   int kind;
@@ -219,16 +238,8 @@ static int chan_get(wr_arena *a, const char *name, struct wr__chan **out, uint64
   int rc = wr_name_lookup(a, name, &kind, &off);
   if (rc) return rc;
   if (kind != WR_KIND_CHAN) return -WR_EKIND;
-  struct wr__chan *ch = wr__ptr_checked(a, off, sizeof *ch);
-  /* a heap block is 16-aligned: a scribbled directory entry may not be */
-  if (!ch || (off & 15) || ch->magic != CHAN_MAGIC) return -WR_ECORRUPT;
-  uint64_t bsize = wr_block_size(a, ch);
-  uint64_t nw = (uint64_t)ch->producers + ch->consumers;
-  if (!ch->producers || !ch->consumers ||
-      ch->nlanes != (uint64_t)ch->producers * ch->consumers || ch->nlanes > WR__MAX_LANES ||
-      ch->wait_off < sizeof *ch || ch->wait_off + nw * WR__CACHELINE > ch->lanes_off ||
-      ch->lanes_off + 4ull * ch->nlanes > bsize)
-    return -WR_ECORRUPT;
+  struct wr__chan *ch = chan_at(a, off);
+  if (!ch) return -WR_ECORRUPT;
   *out = ch;
   if (doff) *doff = off;
   return 0;
@@ -911,8 +922,8 @@ static void intent_recover(wr_arena *a, struct wr__intent *in, uint32_t op, wr_t
     if (wr__heap_owner(a, in->obj) == T) create_rollback(a, in->obj);
     break;
   case WR__OP_CHAN_DESTROY: {
-    struct wr__chan *ch = wr__ptr_checked(a, in->obj, sizeof *ch);
-    if (!ch || ch->magic != CHAN_MAGIC || wr__heap_owner(a, in->obj) != in->arg) break;
+    struct wr__chan *ch = chan_at(a, in->obj);
+    if (!ch || wr__heap_owner(a, in->obj) != in->arg) break;
     char name[WR_NAME_MAX];
     memcpy(name, ch->name, sizeof name);
     name[WR_NAME_MAX - 1] = 0;
@@ -937,11 +948,8 @@ static void intent_recover(wr_arena *a, struct wr__intent *in, uint32_t op, wr_t
     if (!REC_IS_BLOCK(r) || rslot_block(r) != in->arg2) break;
     stamp(r, t);
     atomic_store_explicit(&l->tail, t + 1, memory_order_release);
-    struct wr__chan *ch = wr__ptr_checked(a, l->chan_off, sizeof *ch);
-    if (ch && ch->magic == CHAN_MAGIC && l->consumer < ch->consumers &&
-        wr__ptr_checked(a, l->chan_off + ch->wait_off,
-                        (uint64_t)(ch->producers + ch->consumers) * WR__CACHELINE))
-      wake(wait_line(ch, ch->producers + l->consumer));
+    struct wr__chan *ch = chan_at(a, l->chan_off);
+    if (ch && l->consumer < ch->consumers) wake(wait_line(ch, ch->producers + l->consumer));
     break;
   }
   default:
@@ -1050,9 +1058,11 @@ int wr_chan_check(wr_arena *a, char *why, size_t whylen) {
     if (!atomic_load(&a->lanes[j])) continue;
     struct wr__lane *l = lane_get(a, j);
     if (!l) FAIL("lane %u: bad header or out of bounds", j);
-    struct wr__chan *ch = wr__ptr_checked(a, l->chan_off, sizeof *ch);
-    if (!ch || ch->magic != CHAN_MAGIC) FAIL("lane %u: no channel descriptor", j);
-    uint64_t h = atomic_load(&l->head), t = live_end(l, h);
+    if (!chan_at(a, l->chan_off)) FAIL("lane %u: no channel descriptor", j);
+    uint64_t h = atomic_load(&l->head), t = live_end(l, h), raw = atomic_load(&l->tail);
+    if (raw > h && raw - h > l->capacity)
+      FAIL("lane %u: tail %llu more than a ring past head %llu", j, (unsigned long long)raw,
+           (unsigned long long)h);
     if (h > t) FAIL("lane %u: head %llu past tail %llu", j, (unsigned long long)h,
                     (unsigned long long)t);
     if (t - h > l->capacity) FAIL("lane %u: depth %llu over capacity %u", j,
