@@ -208,7 +208,11 @@ static struct wr__lane *lane_get(const wr_arena *a, uint32_t j) {
   struct wr__lane *l = wr__ptr_checked(a, loff, sizeof *l);
   if (!l || l->magic != LANE_MAGIC || l->index != j || l->block_off != off) return NULL;
   if (!l->capacity || (l->capacity & l->mask) || l->mask != l->capacity - 1) return NULL;
-  if (l->stride < sizeof(struct wr__rslot) + l->slot_size || l->ring_off != sizeof *l) return NULL;
+  /* chan_create makes stride a multiple of 16: anything else is scribbled
+   * and would make ring slots misaligned */
+  if (l->stride < sizeof(struct wr__rslot) + l->slot_size || (l->stride & 15) ||
+      l->ring_off != sizeof *l)
+    return NULL;
   if (!wr__ptr_checked(a, loff + l->ring_off, (uint64_t)l->capacity * l->stride)) return NULL;
   return l;
 }

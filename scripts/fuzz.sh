@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the libFuzzer harnesses (tests/fuzz/) with clang and run each for a
 # bounded time. Usage: scripts/fuzz.sh SECONDS [OUTDIR]
-#   CI runs it for a short time (tests/meson.build, test "fuzz"); `make fuzz`
-#   runs it longer. Exit 77 (skipped) if clang or its fuzzer runtime is absent.
+#   SECONDS 0 replays the committed corpus (tests/meson.build, test "fuzz",
+#   in CI); `make fuzz` explores for FUZZ_SECONDS. Exit 77 (skipped) if clang or its fuzzer runtime is absent.
 # Crashes are written to OUTDIR/crash-*; turn each into a corpus entry
 # (tests/fuzz/corpus/NAME/) once fixed.
 set -uo pipefail
@@ -36,9 +36,17 @@ for h in config arena; do
   dirs=()
   for d in "${seeds[@]}"; do [ -d "$d" ] && dirs+=("$d"); done
   log="$out/fuzz_$h.log"
-  ( cd "$out" && ./fuzz_"$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 \
+  # SECONDS 0 replays the committed corpus once (deterministic: what `make
+  # test` runs, so that a regression fails CI and a new finding does not
+  # make CI flaky); otherwise explore for that long.
+  if [ "$secs" = 0 ]; then
+    mode=(-runs=0)
+  else
+    mode=(-max_total_time="$secs" "$corpus")
+  fi
+  ( cd "$out" && ./fuzz_"$h" "${mode[@]}" -timeout=10 -rss_limit_mb=1024 \
       -max_len=4096 -print_final_stats=1 -artifact_prefix="$out/$h-" \
-      "$corpus" "${dirs[@]}" ) >"$log" 2>&1
+      "${dirs[@]}" ) >"$log" 2>&1
   r=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
   echo "fuzz_$h: exit $r, ${execs:-?} execs in ${secs}s, corpus $(ls "$corpus" | wc -l) entries," \
