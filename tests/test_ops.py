@@ -370,8 +370,26 @@ def limits(pid):
     return out
 
 
+def nobody_can_run(path):
+    """Whether user nobody can reach and execute path (a checkout under a
+    0700 directory, as mktemp -d makes, cannot be)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os._exit(0 if os.access(path, os.X_OK) else 1)
+        except BaseException:
+            os._exit(2)
+    return os.waitpid(pid, 0)[1] == 0
+
+
 def case_rlimits():
     d = mkdtemp()
+    as_nobody = os.geteuid() == 0 and nobody_can_run(WORKER)
+    if os.geteuid() == 0 and not as_nobody:
+        print("note: user nobody cannot run %s here: the user switch is not tested" % WORKER)
 
     def edit(c):
         a = c["workers"][0]
@@ -383,7 +401,7 @@ def case_rlimits():
         b["exec"] = ["warren-test-worker", "ready"]
         b["ready"] = "notify"
         b["rlimits"] = {"nofile": 64}
-        if os.geteuid() == 0:
+        if as_nobody:
             b["user"] = "nobody"
     r = Run("sleepers.json", edit)
     r.all_ready()
@@ -402,7 +420,7 @@ def case_rlimits():
     check(nice == 7, "nice %d" % nice)
     lb = limits(w["b"]["pid"])
     check(lb["Max open files"] == ("64", "64"), "b nofile %s" % (lb["Max open files"],))
-    if os.geteuid() == 0:
+    if as_nobody:
         with open("/proc/%d/status" % w["b"]["pid"]) as f:
             uid = [l for l in f if l.startswith("Uid:")][0].split()[1:]
         check(uid == ["65534"] * 4, "b runs as %s" % uid)
