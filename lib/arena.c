@@ -62,12 +62,14 @@ int wr__robust_lock(pthread_mutex_t *m) {
 }
 
 int wr__robust_lock_bounded(pthread_mutex_t *m, int64_t patience_ns) {
+  /* timedlock (CLOCK_REALTIME; a clock step only shortens or stretches the
+   * patience) rather than clocklock, which ThreadSanitizer does not know */
   struct timespec dl;
-  clock_gettime(CLOCK_MONOTONIC, &dl);
+  clock_gettime(CLOCK_REALTIME, &dl);
   dl.tv_sec += patience_ns / 1000000000;
   dl.tv_nsec += patience_ns % 1000000000;
   if (dl.tv_nsec >= 1000000000) dl.tv_sec++, dl.tv_nsec -= 1000000000;
-  int rc = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &dl);
+  int rc = pthread_mutex_timedlock(m, &dl);
   if (rc == 0) return 0;
   if (rc == EOWNERDEAD) return 1;
   /* Timed out, or a word so scribbled that the lock refuses it (EDEADLK,
