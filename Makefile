@@ -41,9 +41,9 @@ soak: build
 TSAN_TESTS ?= arena backend deadlock heap heap_crash map mutex mvar sem chan chan_crash hostile
 tsan: deps
 	@[ -f build-tsan/build.ninja ] || meson setup build-tsan --buildtype=debugoptimized \
-	  -Db_sanitize=thread -Db_lundef=false
+	  -Db_sanitize=thread -Db_lundef=false -Dc_args=-Wno-tsan
 	ninja -C build-tsan
-	TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --print-errorlogs $(TSAN_TESTS)
+	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" meson test -C build-tsan --print-errorlogs $(TSAN_TESTS)
 
 # The supervisor tests once with warren under valgrind memcheck.
 valgrind: deps
