@@ -26,6 +26,29 @@ static int worker(wr_arena *a, void *arg) {
   return 6;
 }
 
+/* Start workers A and B on their plans, wait until both hold their first
+ * object ("ready"), send them on to the second ("go"), and poll until the
+ * checker reports their two-worker cycle (bounded tries, not a time). */
+static void start_cycle(wr_arena *a, int (*fn)(wr_arena *, void *), struct plan *pa,
+                        struct plan *pb, tl_child *A, tl_child *B, wr_deadlock *cyc) {
+  *A = tl_spawn(a, NULL, fn, pa);
+  *B = tl_spawn(a, NULL, fn, pb);
+  wr_sem *ready, *go;
+  assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
+  assert_int_equal(wr_sem_open(a, "go", &go), 0);
+  assert_int_equal(wr_sem_acquire(ready, 2, -1), 0); /* both hold their first */
+  assert_int_equal(wr_sem_release(go, 2), 0);
+  int found = 0;
+  for (int i = 0; i < 20000 && !found; i++) {
+    found = wr_deadlock_check(a, cyc);
+    if (!found) usleep(500);
+  }
+  assert_int_equal(found, 1);
+  assert_int_equal(cyc->n, 2);
+  wr_sem_close(ready);
+  wr_sem_close(go);
+}
+
 static void test_two_process_cycle(void **state) {
   (void)state;
   wr_arena *a = tl_arena();
@@ -36,21 +59,8 @@ static void test_two_process_cycle(void **state) {
   wr_deadlock cyc;
   assert_int_equal(wr_deadlock_check(a, &cyc), 0);
   struct plan pa = {"m1", "m2"}, pb = {"m2", "m1"};
-  tl_child A = tl_spawn(a, NULL, worker, &pa);
-  tl_child B = tl_spawn(a, NULL, worker, &pb);
-  wr_sem *ready, *go;
-  assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
-  assert_int_equal(wr_sem_open(a, "go", &go), 0);
-  assert_int_equal(wr_sem_acquire(ready, 2, -1), 0); /* both hold their first */
-  assert_int_equal(wr_sem_release(go, 2), 0);
-  /* Poll until both are blocked (a behaviour, not a time: bounded tries). */
-  int found = 0;
-  for (int i = 0; i < 20000 && !found; i++) {
-    found = wr_deadlock_check(a, &cyc);
-    if (!found) usleep(500);
-  }
-  assert_int_equal(found, 1);
-  assert_int_equal(cyc.n, 2);
+  tl_child A, B;
+  start_cycle(a, worker, &pa, &pb, &A, &B, &cyc);
   wr_off_t m1, m2;
   assert_int_equal(wr_name_lookup(a, "m1", NULL, &m1), 0);
   assert_int_equal(wr_name_lookup(a, "m2", NULL, &m2), 0);
@@ -69,8 +79,6 @@ static void test_two_process_cycle(void **state) {
   tl_reap(a, &B);
   assert_int_equal(tl_exit_code(&B), 6);
   assert_int_equal(wr_deadlock_check(a, &cyc), 0);
-  wr_sem_close(ready);
-  wr_sem_close(go);
   assert_true(tl_heap_ok(a));
   wr_arena_detach(a);
 }
@@ -96,28 +104,14 @@ static void test_sem_cycle(void **state) {
   assert_int_equal(wr_sem_create(a, "ready", 0), 0);
   assert_int_equal(wr_sem_create(a, "go", 0), 0);
   struct plan pa = {"s1", "s2"}, pb = {"s2", "s1"};
-  tl_child A = tl_spawn(a, NULL, worker_sem, &pa);
-  tl_child B = tl_spawn(a, NULL, worker_sem, &pb);
-  wr_sem *ready, *go;
-  assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
-  assert_int_equal(wr_sem_open(a, "go", &go), 0);
-  assert_int_equal(wr_sem_acquire(ready, 2, -1), 0);
-  assert_int_equal(wr_sem_release(go, 2), 0);
   wr_deadlock cyc;
-  int found = 0;
-  for (int i = 0; i < 20000 && !found; i++) {
-    found = wr_deadlock_check(a, &cyc);
-    if (!found) usleep(500);
-  }
-  assert_int_equal(found, 1);
-  assert_int_equal(cyc.n, 2);
+  tl_child A, B;
+  start_cycle(a, worker_sem, &pa, &pb, &A, &B, &cyc);
   assert_int_equal(cyc.kinds[0], WR_KIND_SEM);
   kill(A.pid, SIGKILL);
   assert_int_equal(tl_reap(a, &A), 2); /* its permit of s1, and the one of go */
   tl_reap(a, &B);
   assert_int_equal(tl_exit_code(&B), 6);
-  wr_sem_close(ready);
-  wr_sem_close(go);
   wr_arena_detach(a);
 }
 
@@ -146,21 +140,9 @@ static void test_mvar_cycle(void **state) {
   assert_int_equal(wr_sem_create(a, "ready", 0), 0);
   assert_int_equal(wr_sem_create(a, "go", 0), 0);
   struct plan pa = {"v1", "v2"}, pb = {"v2", "v1"};
-  tl_child A = tl_spawn(a, NULL, worker_mvar, &pa);
-  tl_child B = tl_spawn(a, NULL, worker_mvar, &pb);
-  wr_sem *ready, *go;
-  assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
-  assert_int_equal(wr_sem_open(a, "go", &go), 0);
-  assert_int_equal(wr_sem_acquire(ready, 2, -1), 0);
-  assert_int_equal(wr_sem_release(go, 2), 0);
   wr_deadlock cyc;
-  int found = 0;
-  for (int i = 0; i < 20000 && !found; i++) {
-    found = wr_deadlock_check(a, &cyc);
-    if (!found) usleep(500);
-  }
-  assert_int_equal(found, 1);
-  assert_int_equal(cyc.n, 2);
+  tl_child A, B;
+  start_cycle(a, worker_mvar, &pa, &pb, &A, &B, &cyc);
   assert_int_equal(cyc.kinds[0], WR_KIND_MVAR);
   assert_int_equal(cyc.kinds[1], WR_KIND_MVAR);
   /* Killing A puts its box back (A's take is undone): B proceeds. */
@@ -168,8 +150,6 @@ static void test_mvar_cycle(void **state) {
   tl_reap(a, &A);
   tl_reap(a, &B);
   assert_int_equal(tl_exit_code(&B), 6);
-  wr_sem_close(ready);
-  wr_sem_close(go);
   wr_arena_detach(a);
 }
 
