@@ -5,12 +5,16 @@ BUILD     ?= build
 TESTBUILD ?= build-test
 MESON_TEST_OPTS ?=
 
-.PHONY: all deps build run test bench fuzz soak tsan valgrind clean
+.PHONY: all deps test-deps build run test bench fuzz soak tsan valgrind clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
+
+# The suite also needs clang's libFuzzer and valgrind.
+test-deps:
+	@scripts/install-deps.sh test
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=release -Dtests=false
@@ -25,7 +29,7 @@ $(TESTBUILD)/build.ninja:
 	meson setup $(TESTBUILD) --buildtype=debugoptimized -Db_sanitize=address,undefined \
 	  -Db_lundef=false
 
-test: deps $(TESTBUILD)/build.ninja
+test: test-deps $(TESTBUILD)/build.ninja
 	ninja -C $(TESTBUILD)
 	@scripts/run-tests.sh $(TESTBUILD) $(MESON_TEST_OPTS)
 
@@ -37,22 +41,17 @@ SOAK_ARGS ?=
 soak: build
 	@bench/soak.py $(BUILD) $(SOAK_ARGS)
 
-# The lib tests under ThreadSanitizer (their threads; processes are apart).
-TSAN_TESTS ?= arena backend deadlock heap heap_crash map mutex mvar sem chan chan_crash hostile
-tsan: deps
-	@[ -f build-tsan/build.ninja ] || meson setup build-tsan --buildtype=debugoptimized \
-	  -Db_sanitize=thread -Db_lundef=false -Dc_args=-Wno-tsan
-	ninja -C build-tsan
-	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" meson test -C build-tsan --print-errorlogs $(TSAN_TESTS)
+# The lib tests under ThreadSanitizer (`make test` runs them too).
+tsan: test-deps
+	@scripts/tsan.sh build-tsan
 
 # The supervisor tests once with warren under valgrind memcheck.
-valgrind: deps
+valgrind: test-deps
 	@scripts/valgrind.sh build-vg
 
 # libFuzzer harnesses (clang), FUZZ_SECONDS each; CI runs them briefly.
 FUZZ_SECONDS ?= 600
-fuzz:
-	@scripts/install-deps.sh fuzz
+fuzz: test-deps
 	@scripts/fuzz.sh $(FUZZ_SECONDS) build-fuzz
 
 clean:

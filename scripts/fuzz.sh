@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Build the libFuzzer harnesses (tests/fuzz/) with clang and run each for a
-# bounded time. Usage: scripts/fuzz.sh SECONDS [OUTDIR]
-#   SECONDS 0 replays the committed corpus (tests/meson.build, test "fuzz",
-#   in CI); `make fuzz` explores for FUZZ_SECONDS. Exit 77 (skipped) if clang or its fuzzer runtime is absent.
+# bounded time. Usage: [FUZZ_SEED=N] scripts/fuzz.sh SECONDS [OUTDIR]
+#   Each harness first runs the committed corpus (every crash found so far,
+#   kept fixed), then explores for SECONDS (0: replay only). The test "fuzz"
+#   (tests/meson.build) explores 45 s each from seed 1; `make fuzz` explores
+#   for FUZZ_SECONDS from a random seed. Exit 77 (skipped) if clang or its
+#   fuzzer runtime is absent.
 # Crashes are written to OUTDIR/crash-*; turn each into a corpus entry
 # (tests/fuzz/corpus/NAME/) once fixed.
 set -uo pipefail
@@ -42,7 +45,7 @@ for h in config arena; do
   if [ "$secs" = 0 ]; then
     mode=(-runs=0)
   else
-    mode=(-max_total_time="$secs" "$corpus")
+    mode=(-max_total_time="$secs" -seed="${FUZZ_SEED:-0}" "$corpus")
   fi
   ( cd "$out" && ./fuzz_"$h" "${mode[@]}" -timeout=10 -rss_limit_mb=1024 \
       -max_len=4096 -print_final_stats=1 -artifact_prefix="$out/$h-" \

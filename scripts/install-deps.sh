@@ -6,8 +6,9 @@ set -euo pipefail
 # python3-dev: the Python binding's C extension
 pkgs=(meson ninja-build pkg-config gcc libuv1-dev libcjson-dev libcmocka-dev python3 python3-dev
       curl tmux)
-# `scripts/install-deps.sh fuzz` (make fuzz): clang and its libFuzzer runtime too.
-[ "${1:-}" = fuzz ] && pkgs+=(clang libclang-rt-14-dev)
+# `scripts/install-deps.sh test` (make test): clang with its libFuzzer runtime
+# (the fuzz harnesses) and valgrind too.
+[ "${1:-}" = test ] && pkgs+=(clang libclang-rt-14-dev valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

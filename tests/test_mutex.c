@@ -196,8 +196,10 @@ static void test_rwlock(void **state) {
   /* Killed right after counting itself in as a reader: dropped too. */
   c = tl_spawn(a, "rwlock.read.after_inc", worker_reader, &mode);
   tl_reap(a, &c);
+  int got = wr_rwlock_wrlock(rw, 0);
+  crash_row("rwlock.read.after_inc", tl_killed(&c), tl_dead_bytes(a, &c), got != 0, 0);
   assert_true(tl_killed(&c));
-  assert_int_equal(wr_rwlock_wrlock(rw, 0), 0);
+  assert_int_equal(got, 0);
   assert_int_equal(wr_rwlock_unlock(rw), 0);
   /* A dead writer: owner-dead for readers and writers until repaired. */
   mode = 2;

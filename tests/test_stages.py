@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -210,6 +211,24 @@ def case_exec():
     check(r.rc == 1, "exit code %s" % r.rc)
     check(any("cannot run no-such-command-xyz: No such file or directory" in l
               for l in r.output("x")), "no clear error for a missing command: %s" % r.output("x"))
+
+
+def case_exec_fds():
+    """The exec stage's child inherits its stdin, stdout and stderr, nothing
+    else: no arena memfd, no socket, no pipe of the stage's own."""
+    cfg = pipeline(("src", ["gen", "--count", "3"], 1),
+                   ("x", ["exec", "--", "sh", "-c", "ls -l /proc/self/fd; cat >/dev/null"], 1),
+                   ("sink", ["file-sink", "fds.txt"], 1))
+    r = Run(cfg)
+    check(r.rc == 0, "exit code %s" % r.rc)
+    fds = {}
+    for line in r.file("fds.txt", "r").splitlines():
+        f = line.split()
+        if "->" in f and not re.fullmatch(r"/proc/\d+/fd", f[-1]):  # ls's own, reading the list
+            fds[int(f[f.index("->") - 1])] = f[-1]
+    check(sorted(fds) == [0, 1, 2] and not any("memfd:" in t for t in fds.values()),
+          "the exec child holds more than stdin, stdout and stderr: %s" % fds)
+    print("the exec child's fds: %s" % fds)
 
 
 def case_zero_copy():

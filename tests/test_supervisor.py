@@ -46,7 +46,7 @@ def check(cond, msg):
 
 
 class Run:
-    def __init__(self, config, edit=None, extra=()):
+    def __init__(self, config, edit=None, extra=(), default_socket=False):
         self.dir = mkdtemp()
         os.chmod(self.dir, 0o755)
         with open(os.path.join(CONFIGS, config)) as f:
@@ -56,7 +56,10 @@ class Run:
         self.cfg_path = os.path.join(self.dir, config)
         with open(self.cfg_path, "w") as f:
             json.dump(cfg, f)
-        self.sock = os.path.join(self.dir, "ctl.sock")
+        # default_socket: warren picks $XDG_RUNTIME_DIR/warren/NAME.sock itself
+        self.sock = (os.path.join(self.dir, "warren", cfg["name"] + ".sock") if default_socket
+                     else os.path.join(self.dir, "ctl.sock"))
+        sock_args = () if default_socket else ("--socket", self.sock)
         self.env = dict(os.environ)
         self.env["PATH"] = os.path.dirname(WORKER) + ":" + self.env.get("PATH", "/usr/bin:/bin")
         self.env["XDG_RUNTIME_DIR"] = self.dir
@@ -64,7 +67,7 @@ class Run:
         self.lines = []
         self.lock = threading.Lock()
         self.p = subprocess.Popen(
-            [WARREN, "--log-format", "json", "run", self.cfg_path, "--socket", self.sock, *extra],
+            [WARREN, "--log-format", "json", "run", self.cfg_path, *sock_args, *extra],
             cwd=self.dir, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
@@ -332,8 +335,13 @@ def case_stop_timeout():
 
 
 def case_sigkill_leaves_nothing():
-    r = Run("orphans.json")
+    """SIGKILL the supervisor: within 1 s no process of the run is left (the
+    guard kills every worker group), and the run leaves no file behind: no
+    control socket, no $XDG_RUNTIME_DIR/warren, nothing in /dev/shm."""
+    r = Run("orphans.json", default_socket=True)
     r.all_ready()
+    files = set(os.listdir(r.dir))
+    check(os.path.exists(r.sock), "no control socket at %s" % r.sock)
     pids = descendants(r.p.pid)
     with open(os.path.join(r.dir, "child.pid")) as f:
         child = int(f.read())
@@ -341,7 +349,20 @@ def case_sigkill_leaves_nothing():
     check(len(pids) >= 4, "expected the guard, sleep, the worker, its child: %s" % pids)
     kill(r.p.pid, signal.SIGKILL)
     r.p.wait()
-    r.wait(lambda: not any(alive(p) for p in pids), "every process gone")
+    dead = time.monotonic()
+    while any(alive(p) for p in pids) and time.monotonic() - dead < 1.0:
+        time.sleep(0.005)
+    gone_ms = (time.monotonic() - dead) * 1000
+    check(not any(alive(p) for p in pids), "alive 1 s after the supervisor's death: %s" %
+          [p for p in pids if alive(p)])
+    r.wait(lambda: not os.path.exists(os.path.join(r.dir, "warren")),
+           "the guard to remove $XDG_RUNTIME_DIR/warren")
+    now = set(os.listdir(r.dir))
+    check(now == files - {"warren"}, "the run directory held %s, now %s" % (files, now))
+    shm = [f for f in os.listdir("/dev/shm") if any(".%d." % p in f for p in [r.p.pid] + pids)]
+    check(not shm, "left in /dev/shm: %s" % shm)
+    print("%d processes gone %.0f ms after the supervisor's SIGKILL; nothing left behind" %
+          (len(pids), gone_ms))
 
 
 def case_orphans_reaped():
@@ -441,6 +462,7 @@ def case_default_socket():
     subprocess.run([WARREN, "stop"], env=env, stdout=subprocess.DEVNULL)
     check(p.wait(timeout=WAIT) == 0, "exit %s" % p.returncode)
     check(not os.path.exists(sock), "socket left behind")
+    check(not os.path.exists(os.path.dirname(sock)), "$XDG_RUNTIME_DIR/warren left behind")
 
 
 def case_start_timeout():

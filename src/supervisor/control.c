@@ -196,6 +196,9 @@ int ctl_listen(struct sup *s, const char *path) {
   s->ctl.data = s;
   mode_t old = umask(0077);
   int rc = uv_pipe_bind(&s->ctl, path);
+  /* Another run that stopped may have just removed our default directory. */
+  if (rc == UV_ENOENT && s->sock_dir[0] && mkdir(s->sock_dir, 0700) == 0)
+    rc = uv_pipe_bind(&s->ctl, path);
   umask(old);
   if (!rc) rc = uv_listen((uv_stream_t *)&s->ctl, 64, on_connect);
   if (rc) {
@@ -204,13 +207,16 @@ int ctl_listen(struct sup *s, const char *path) {
     return rc;
   }
   chmod(path, 0600);
+  guard_files(path, s->sock_dir); /* removed by the guard if we are SIGKILLed */
   return 0;
 }
 
 void ctl_close(struct sup *s) {
   if (!s->sock_path[0]) return;
   uv_close((uv_handle_t *)&s->ctl, NULL);
+  guard_files(NULL, NULL);
   unlink(s->sock_path);
+  if (s->sock_dir[0]) rmdir(s->sock_dir); /* fails, as it should, if another run is there */
   s->sock_path[0] = 0;
 }
 

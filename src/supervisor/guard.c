@@ -11,12 +11,22 @@
  * is gone (nobody else holds the write end), and the guard then SIGKILLs
  * every group still registered and exits. At a clean stop the supervisor
  * closes the pipe with no group left, and reaps the guard.
+ *
+ * The guard also removes what the supervisor leaves in the file system: the
+ * control socket and, when it is the default one, its directory
+ * ($XDG_RUNTIME_DIR/warren, if empty). The arena is a memfd and leaves
+ * nothing in /dev/shm. Messages on the pipe are int32 words: v > 1
+ * registers group v, v < 0 forgets group -v, v == 1 is followed by a length
+ * and "socket\0dir\0" (length 0: nothing to remove, the supervisor did).
  */
 #include "sup.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -25,15 +35,29 @@
 static int g_fd = -1;
 static pid_t g_pid;
 
+static bool read_full(int fd, void *buf, size_t n) {
+  char *p = buf;
+  while (n > 0) {
+    ssize_t r = read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= (size_t)r;
+  }
+  return true;
+}
+
 static void guard_main(int rfd) {
   static int32_t groups[WR_MAX_SLOTS * 2];
+  static char files[GUARD_FILES_MAX]; /* "socket\0dir\0" or empty */
   int n = 0;
-  for (;;) {
-    int32_t v;
-    ssize_t r = read(rfd, &v, sizeof v);
-    if (r < 0 && errno == EINTR) continue;
-    if (r != (ssize_t)sizeof v) break;
-    if (v > 1 && n < (int)(sizeof groups / sizeof groups[0])) {
+  int32_t v, len;
+  while (read_full(rfd, &v, sizeof v)) {
+    if (v == 1) {
+      if (!read_full(rfd, &len, sizeof len) || len < 0 || len > (int32_t)sizeof files) break;
+      memset(files, 0, sizeof files);
+      if (!read_full(rfd, files, (size_t)len)) break;
+    } else if (v > 1 && n < (int)(sizeof groups / sizeof groups[0])) {
       groups[n++] = v;
     } else if (v < 0) {
       for (int i = 0; i < n; i++)
@@ -45,6 +69,12 @@ static void guard_main(int rfd) {
   }
   for (int i = 0; i < n; i++)
     kill(-groups[i], SIGKILL); /* every groups[i] > 1 */
+  files[sizeof files - 1] = 0;
+  if (files[0]) {
+    unlink(files);
+    const char *dir = files + strlen(files) + 1;
+    if (dir < files + sizeof files && *dir) rmdir(dir); /* fails, as it should, if not empty */
+  }
   _exit(0);
 }
 
@@ -77,6 +107,22 @@ int guard_start(void) {
 void guard_note(int pgid, bool add) {
   int32_t v = add ? pgid : -pgid;
   if (g_fd >= 0 && write(g_fd, &v, sizeof v) < 0) {
+    /* the guard is gone: nothing better to do than carry on */
+  }
+}
+
+void guard_files(const char *sock, const char *dir) {
+  struct {
+    int32_t v, len;
+    char files[GUARD_FILES_MAX];
+  } m = {.v = 1};
+  if (sock) {
+    int k = snprintf(m.files, sizeof m.files, "%s%c%s", sock, 0, dir ? dir : "");
+    if (k < 0 || k + 1 > (int)sizeof m.files) return; /* cannot be: both fit sun_path */
+    m.len = k + 1;
+  }
+  size_t n = offsetof(__typeof__(m), files) + (size_t)m.len; /* <= PIPE_BUF: one write */
+  if (g_fd >= 0 && write(g_fd, &m, n) < 0) {
     /* the guard is gone: nothing better to do than carry on */
   }
 }

@@ -524,8 +524,8 @@ int sup_run(struct cfg *c, const char *sock_override) {
   if (!rc) {
     if (sock_override)
       snprintf(path, sizeof path, "%s", sock_override);
-    else
-      rc = ctl_default_path(c->name, path, sizeof path);
+    else if (!(rc = ctl_default_path(c->name, path, sizeof path)))
+      ctl_default_path(NULL, s->sock_dir, sizeof s->sock_dir);
   }
   if (!rc) rc = ctl_listen(s, path);
   if (rc) {

@@ -237,6 +237,7 @@ struct sup {
   char self_dir[4096]; /* directory of the warren executable */
   char shim[4096];     /* path of warren-shim (plain commands run under it) */
   char sock_path[256];
+  char sock_dir[256]; /* the default socket directory we may remove, or "" */
   char notify_name[108];
   uv_timer_t stats_timer, drain_timer;
   uv_signal_t sig_int, sig_term, sig_hup, sig_chld;
@@ -287,6 +288,11 @@ void integrity_final(struct sup *s);
 /* guard.c: kills every worker group if the supervisor dies. */
 int guard_start(void);
 void guard_note(int pgid, bool add);
+/* The files the guard removes if the supervisor dies: the control socket and
+ * the directory it made for it (NULL: none); guard_files(NULL, NULL) at a
+ * clean stop. Both fit a sockaddr_un path. */
+#define GUARD_FILES_MAX 256
+void guard_files(const char *sock, const char *dir);
 void guard_stop(void);
 int guard_pid(void);
 
