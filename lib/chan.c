@@ -669,8 +669,9 @@ int wr_chan_recv(wr_chan *c, void *buf, size_t cap, int64_t timeout_ns) {
 static void close_lane(struct wr__chan *ch, struct wr__lane *l, uint32_t side) {
   /* pairs with the acquire load in lane_closed */
   atomic_fetch_or_explicit(&l->closed, side, memory_order_release);
-  wake(wait_line(ch, l->producer));
-  wake(wait_line(ch, ch->producers + l->consumer));
+  /* the indexes are checked: the supervisor closes lanes of a scribbled arena too */
+  if (l->producer < ch->producers) wake(wait_line(ch, l->producer));
+  if (l->consumer < ch->consumers) wake(wait_line(ch, ch->producers + l->consumer));
 }
 
 int wr_chan_close(wr_chan *c) {
