@@ -222,7 +222,7 @@ static struct wr__lane *lane_get(const wr_arena *a, uint32_t j) {
  * block's 16-byte alignment, its magic, and a shape chan_create could have
  * written (wait lines on their cache lines, the lane table inside the block). */
 static struct wr__chan *chan_at(const wr_arena *a, uint64_t off) {
-  struct wr__chan *ch = (off & 15) ? NULL : wr__ptr_checked(a, off, sizeof *ch);
+  struct wr__chan *ch = wr__obj_checked(a, off, sizeof *ch);
   if (!ch || ch->magic != CHAN_MAGIC) return NULL;
   uint64_t bsize = wr_block_size(a, ch);
   uint64_t nw = (uint64_t)ch->producers + ch->consumers;

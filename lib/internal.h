@@ -256,6 +256,12 @@ static inline void *wr__ptr_checked(const wr_arena *a, uint64_t off, uint64_t le
   return a->base + off;
 }
 
+/* The same for a shared object (a heap block, so 16-aligned) at an offset
+ * read from shared memory: NULL if outside the arena or misaligned. */
+static inline void *wr__obj_checked(const wr_arena *a, uint64_t off, uint64_t len) {
+  return (off & 15) ? NULL : wr__ptr_checked(a, off, len);
+}
+
 /* Is (slot, incarnation) of tag t the slot's current, non-dead incarnation? */
 bool wr__worker_tag_live(const wr_arena *a, wr_tag t);
 

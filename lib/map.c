@@ -487,7 +487,7 @@ int wr_array_group(wr_array *ar, uint32_t i, int (*fn)(void *elem, void *ctx), v
 
 /* Is `off` a block referenced by a slot of the map at map_off? (heap check) */
 bool wr__map_owns(const wr_arena *a, wr_off_t map_off, wr_off_t off) {
-  struct wr__map *m = wr__ptr_checked(a, map_off, sizeof(struct wr__map));
+  struct wr__map *m = wr__obj_checked(a, map_off, sizeof(struct wr__map));
   if (!m || m->magic != WR__MAGIC_MAP || !hdr_ok(a, m)) return false;
   for (uint32_t i = 0; i < m->capacity; i++)
     if (slot_block(m, i) == off) return true;
@@ -495,7 +495,7 @@ bool wr__map_owns(const wr_arena *a, wr_off_t map_off, wr_off_t off) {
 }
 
 void wr__map_free_blocks(wr_arena *a, uint32_t e, wr_off_t map_off) {
-  struct wr__map *m = wr__ptr_checked(a, map_off, sizeof(struct wr__map));
+  struct wr__map *m = wr__obj_checked(a, map_off, sizeof(struct wr__map));
   if (!m || m->magic != WR__MAGIC_MAP || !hdr_ok(a, m)) return;
   for (uint32_t i = 0; i < m->capacity; i++) {
     wr_off_t o = slot_block(m, i);

@@ -270,13 +270,13 @@ void wr__mutex_reclaim(wr_arena *a, wr_tag T) {
 uint32_t wr__mutex_holders(const wr_arena *a, int kind, wr_off_t off, uint32_t *slots, uint32_t n) {
   uint32_t k = 0;
   if (kind == WR_KIND_MUTEX) {
-    const struct wr__mutex *m = wr__ptr_checked(a, off, sizeof *m);
+    const struct wr__mutex *m = wr__obj_checked(a, off, sizeof *m);
     if (!m || m->magic != WR__MAGIC_MUTEX) return 0;
     uint32_t t = atomic_load((_Atomic uint32_t *)&m->word) & ~W;
     if (n && WR__TAG_KIND(t) == WR__TAGK_WORKER) slots[k++] = wr__tag_slot(t);
     return k;
   }
-  const struct wr__rwlock *rw = wr__ptr_checked(a, off, sizeof *rw);
+  const struct wr__rwlock *rw = wr__obj_checked(a, off, sizeof *rw);
   if (!rw || rw->magic != WR__MAGIC_RW) return 0;
   uint32_t t = atomic_load((_Atomic uint32_t *)&rw->writer) & ~W;
   if (n && WR__TAG_KIND(t) == WR__TAGK_WORKER) slots[k++] = wr__tag_slot(t);

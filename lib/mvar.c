@@ -216,7 +216,7 @@ void wr__mvar_reclaim(wr_arena *a, uint32_t slot, wr_tag T) {
 }
 
 uint32_t wr__mvar_holders(const wr_arena *a, wr_off_t off, uint32_t *slots, uint32_t n) {
-  const struct wr__mvar *m = wr__ptr_checked(a, off, sizeof *m);
+  const struct wr__mvar *m = wr__obj_checked(a, off, sizeof *m);
   if (!m || m->magic != WR__MAGIC_MVAR || n == 0) return 0;
   uint64_t w = atomic_load((_Atomic uint64_t *)&m->word);
   if (MV_STATE(lo(w)) != MV_EMPTY || WR__TAG_KIND(hi(w)) != WR__TAGK_WORKER) return 0;

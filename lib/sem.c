@@ -314,7 +314,7 @@ uint64_t wr__sem_reclaim(wr_arena *a, uint32_t slot, wr_tag T) {
 
 uint32_t wr__sem_holders(const wr_arena *a, wr_off_t off, uint32_t *slots, uint32_t n) {
   uint32_t k = 0;
-  struct wr__sem *sem = wr__ptr_checked(a, off, sizeof *sem);
+  struct wr__sem *sem = wr__obj_checked(a, off, sizeof *sem);
   /* Permits are available: the waiter is about to proceed, nobody blocks it. */
   if (!sem || sem->magic != WR__MAGIC_SEM || (lo(atomic_load(&sem->word)) & ~SEM_W) > 0) return 0;
   for (uint32_t s = 0; s < WR_MAX_SLOTS && k < n; s++) {

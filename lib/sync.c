@@ -40,7 +40,7 @@ void *wr__obj_at(const wr_arena *a, uint32_t e, int kind, uint32_t magic, size_t
   if (d->kind != (uint32_t)kind) return NULL;
   wr_off_t o = d->off;
   /* a heap block is 16-aligned: a scribbled entry may not be */
-  uint32_t *p = (o & 15) ? NULL : wr__ptr_checked(a, o, min_size);
+  uint32_t *p = wr__obj_checked(a, o, min_size);
   if (!p || *p != magic || wr_block_size(a, p) < min_size) return NULL;
   if (off) *off = o;
   return p;
@@ -53,7 +53,7 @@ int wr__obj_open(wr_arena *a, const char *name, int kind, uint32_t magic, size_t
   int rc = wr_name_lookup(a, name, &k, &off);
   if (rc) return rc;
   if (k != kind) return -WR_EKIND;
-  uint32_t *p = (off & 15) ? NULL : wr__ptr_checked(a, off, min_size);
+  uint32_t *p = wr__obj_checked(a, off, min_size);
   if (!p || *p != magic || wr_block_size(a, p) < min_size) return -WR_ECORRUPT;
   struct wr__handle *h = calloc(1, sizeof *h);
   if (!h) return -ENOMEM;
