@@ -700,7 +700,8 @@ static void test_heartbeat(void **state) {
   wr_chan_detach(c);
 
   pid_t pid = spawn_worker(a, NULL, hb_blocked_consumer, NULL);
-  while (!__atomic_load_n(&res->recv[0], __ATOMIC_ACQUIRE)) usleep(1000);
+  while (!__atomic_load_n(&res->recv[0], __ATOMIC_ACQUIRE))
+    usleep(1000);
   uint32_t inc = 0, slot = slot_of_pid(a, pid, &inc);
   assert_true(slot != 0);
   uint64_t last = heartbeat(a, slot);
