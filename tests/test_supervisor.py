@@ -540,6 +540,9 @@ def case_watchdog():
     _, out, _ = r.ctl("status")
     check("HEARTBEAT" in out and "/1s" in out, "status shows no heartbeat:\n" + out)
     check(len(r.evs("worker.stuck")) == 1, "stuck events %s" % r.evs("worker.stuck"))
+    _, out, _ = r.ctl("stats", "--prometheus")
+    check('warren_worker_watchdog_kills_total{worker="stuck",replica="0"} 1' in out,
+          "no watchdog kill in the metrics:\n" + out)
     r.stop()
     check(r.evs("heap.stats")[-1]["check"] == "ok", "heap %s" % r.evs("heap.stats")[-1])
 

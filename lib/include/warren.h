@@ -669,9 +669,10 @@ WR_EXTERN int wr_worker_out_named(wr_worker *w, const char *name, wr_chan **out)
  * -WR_ENOENV (WARREN_NOTIFY unset), -errno from sendto. */
 WR_EXTERN int wr_worker_ready(wr_worker *w);
 /* Tell the supervisor's watchdog (`watchdog_s`) that this worker is alive:
- * call it at least every watchdog_s during a long computation that neither
- * sends, receives nor waits (those beat by themselves: a worker blocked on
- * an empty channel or a semaphore is idle, not stuck). A relaxed store to
+ * call it at least every watchdog_s during a long computation, or a wait
+ * outside libwarren (a socket, a sleep), that neither sends nor receives
+ * (channel operations and libwarren's waits beat by themselves: a worker
+ * blocked on an empty channel or a semaphore is idle, not stuck). A relaxed store to
  * this worker's slot: no syscall, does not block, cannot fail,
  * async-signal-safe. */
 WR_EXTERN void wr_worker_alive(wr_worker *w);
