@@ -5,10 +5,11 @@
  * checked by config.c) serving GET /metrics.
  *
  * Families: per instance (labels worker, replica) up, restarts, reclaimed
- * bytes/blocks, redelivered records, watchdog kills, CPU seconds and resident bytes (from
- * /proc); per channel lane (labels channel, lane) depth, capacity, records
- * sent and received, bytes, full and empty waits, redelivered; the heap
- * (bytes in use by an exact scan, size, allocs, frees, reclaimed, pages).
+ * bytes/blocks, redelivered records, watchdog kills, CPU seconds and
+ * resident bytes (from /proc); per channel lane (labels channel, lane)
+ * depth, capacity, records sent and received, bytes, full and empty waits,
+ * redelivered; the heap (bytes in use by an exact scan, size, allocs,
+ * frees, reclaimed, pages).
  * The listener is a few lines of HTTP/1.0 on the loop: read the request
  * head, answer, close; nothing is kept between scrapes.
  */

@@ -10,12 +10,12 @@
  * RELOADING=1 when a reload starts and READY=1 when it is done, and
  * STOPPING=1 when a stop begins. Without NOTIFY_SOCKET nothing is sent.
  *
- * WatchdogSec: systemd's WATCHDOG_USEC (and WATCHDOG_PID, when it names
- * another process the watchdog is not ours) is taken out of the
- * environment too, so that it never reaches a worker (a worker with
+ * WatchdogSec: systemd's WATCHDOG_USEC and WATCHDOG_PID (the watchdog is
+ * ours unless WATCHDOG_PID names another process) are taken out of the
+ * environment too, so that they never reach a worker (a worker with
  * watchdog_s gets its own, for the supervisor's socket: watchdog.c); the
- * loop then sends WATCHDOG=1 every half of it, as sd_watchdog_enabled's
- * users do: a supervisor whose loop hangs stops pinging.
+ * loop then sends WATCHDOG=1 every half of WATCHDOG_USEC, as the users of
+ * sd_watchdog_enabled do: a supervisor whose loop hangs stops pinging.
  */
 #include "sup.h"
 

@@ -13,11 +13,11 @@
  * checks that its parent is still the supervisor that started it (it may
  * have died before the arming), sets WATCHDOG_PID to its own pid when the
  * supervisor gave it WATCHDOG_USEC (watchdog_s), and execs the command in
- * place: same pid,
- * same process group, so the exit status the supervisor sees is the
- * command's. A setting that cannot be applied, or an exec that fails, ends
- * the shim with 127: an ordinary failed start. Children the command forks
- * are covered by the supervisor's guard (guard.c), not by the shim.
+ * place: same pid, same process group, so the exit status the supervisor
+ * sees is the command's. A setting that cannot be applied, or an exec that
+ * fails, ends the shim with 127: an ordinary failed start. Children the
+ * command forks are covered by the supervisor's guard (guard.c), not by the
+ * shim.
  */
 #include <errno.h>
 #include <grp.h>
