@@ -43,6 +43,12 @@
  * seq++, futex_wake. The fence pair (futex.c: a membarrier-backed
  * asymmetric fence, or two seq_cst fences) closes the lost-wake-up window
  * without a full fence on the publish path.
+ *
+ * Heartbeat (the supervisor's watchdog): each publish, each peek and each
+ * sleep slice of block() bumps the worker's slot heartbeat (wr__beat: a
+ * relaxed store to the worker's own slot line, no syscall, no shared
+ * read-modify-write), so a streaming or a blocked worker is never taken
+ * for a stuck one.
  */
 #include "internal.h"
 
@@ -145,7 +151,8 @@ struct wr_chan {
   int role;
   uint32_t index, n, rr, keyed;
   uint32_t cap, stride, slot_size;
-  int64_t spin_ns; /* adaptive spin budget before sleeping */
+  int64_t spin_ns;      /* adaptive spin budget before sleeping */
+  _Atomic uint64_t *hb; /* this worker's slot heartbeat (wr__beat) */
   struct wr__wait *self;
   struct lside ls[];
 };
@@ -329,6 +336,7 @@ static int block(wr_chan *c, ready_fn ready, uint64_t arg, int64_t timeout_ns) {
   if (c->spin_ns > SPIN_MIN_NS) c->spin_ns /= 2;
   struct wr__wait *w = c->self;
   for (;;) {
+    wr__beat(c->hb); /* every slice: a worker blocked here is idle, not stuck */
     if (wr__intr_since(tok)) return -WR_EINTR;
     uint32_t v = atomic_load(&w->seq);
     atomic_fetch_add(&w->waiters, 1);
@@ -427,6 +435,7 @@ static inline void publish(wr_chan *c, struct lside *s) {
     s->hwm = depth;
     atomic_store_explicit(&l->hwm, depth, memory_order_relaxed);
   }
+  wr__beat(c->hb);
   wake(s->peer);
 }
 
@@ -571,6 +580,7 @@ static int peek_from(wr_chan *c, uint32_t k, wr_rec *recs, size_t max) {
   }
   s->pos += m;
   atomic_store_explicit(&s->l->peek_hi, s->pos, memory_order_relaxed);
+  wr__beat(c->hb);
   WR_CRASH_POINT(CHAN_PEEK_AFTER_MARK);
   return (int)m;
 }
@@ -721,6 +731,7 @@ int wr_chan_open(wr_arena *a, const char *name, int role, uint32_t index, wr_cha
   c->stride = ch->stride;
   c->slot_size = ch->slot_size;
   c->spin_ns = 16000;
+  c->hb = &a->slots[a->slot].heartbeat;
   c->self = wait_line(ch, prod ? index : ch->producers + index);
   uint32_t *lt = lane_table(ch);
   uint32_t k;

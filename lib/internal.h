@@ -7,7 +7,7 @@
  *   0        header (4 KiB): magic (written last), version, size, regions,
  *            robust page lock, heap counters
  *   slots    WR_MAX_SLOTS x 256 B worker slots: incarnation, pid, state,
- *            intent record, flushed heap counters
+ *            intent record, heartbeat, flushed heap counters
  *   dir      WR__DIR_ENTRIES x 64 B named-object directory
  *   lanes    WR__MAX_LANES x 8 B: offset of each channel lane (0 = unused)
  *   spans    one 64 B descriptor per heap page (the page map)
@@ -150,9 +150,15 @@ struct wr__slot {
   _Atomic int32_t pid;
   uint32_t pad0;
   struct wr__intent intent;
+  /* Watchdog heartbeat: a counter this slot's own process bumps where a
+   * live worker passes anyway (sends, receives, every slice of a blocking
+   * wait) and in wr_worker_alive (wr__beat). The supervisor only asks
+   * whether it moved. Was padding (zero) in arenas written before it: the
+   * layout version did not change. */
+  _Atomic uint64_t heartbeat;
+  uint8_t pad1[WR__CACHELINE - 56];
   /* Heap counters of this worker, flushed from its threads (fetch_add by
    * its own threads only; zeroed by nobody: they are cumulative). */
-  uint8_t pad1[WR__CACHELINE - 48];
   _Atomic uint64_t allocs, frees;
   /* Blocks other threads or processes freed into this worker's spans
    * (fetch_add by them); its caches sweep for PENDING blocks when it grew. */
@@ -171,6 +177,17 @@ _Static_assert(sizeof(struct wr__slot) == 256, "slot size");
 _Static_assert(offsetof(struct wr__slot, allocs) == 64, "heap counters on their own line");
 _Static_assert(offsetof(struct wr__slot, sync) == 128, "sync record offset");
 _Static_assert(offsetof(struct wr__slot, intent) == 16, "intent offset");
+_Static_assert(offsetof(struct wr__slot, heartbeat) == 48,
+               "heartbeat on the owner-written line, away from remote_frees");
+
+/* Bump a slot's heartbeat: a relaxed load and store by the slot's own
+ * threads, no read-modify-write and no fence (two threads of one slot may
+ * lose a bump; the word still moves). Relaxed; pairs with the relaxed load
+ * in wr_slot_info_get: the reader compares values and orders nothing. */
+static inline void wr__beat(_Atomic uint64_t *hb) {
+  atomic_store_explicit(hb, atomic_load_explicit(hb, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+}
 
 /* ------------------------------------------------------------ directory */
 

@@ -9,6 +9,8 @@
  *
  * Transitions are CASes on `state`; the incarnation is bumped before the
  * state leaves FREE, so a tag of an old incarnation never matches again.
+ * A slot also carries the watchdog's heartbeat counter (internal.h
+ * wr__beat): its own process bumps it, wr_slot_info_get reads it.
  */
 #include "internal.h"
 
@@ -95,6 +97,9 @@ int wr_slot_info_get(const wr_arena *a, uint32_t slot, wr_slot_info *info) {
   info->state = atomic_load(&s->state);
   info->pid = atomic_load(&s->pid);
   info->tag = wr__tag_worker(slot, info->incarnation);
+  info->pad = 0;
+  /* relaxed; pairs with the relaxed store in wr__beat (a value to compare) */
+  info->heartbeat = atomic_load_explicit(&s->heartbeat, memory_order_relaxed);
   return 0;
 }
 

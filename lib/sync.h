@@ -110,8 +110,12 @@ int wr__obj_open(wr_arena *a, const char *name, int kind, uint32_t magic, size_t
 void *wr__obj_at(const wr_arena *a, uint32_t e, int kind, uint32_t magic, size_t min_size,
                  wr_off_t *off);
 
-/* Record/clear what this worker waits on (deadlock graph). */
+/* Record/clear what this worker waits on (deadlock graph). Every blocking
+ * call marks before each sleep, and each bounded slice (futex.c) comes back
+ * through its loop to mark again: the mark is also the heartbeat of a
+ * blocked worker, which is idle, not stuck (the supervisor's watchdog). */
 static inline void wr__wait_mark(wr_arena *a, wr_off_t obj, int kind) {
+  wr__beat(&a->slots[a->slot].heartbeat);
   struct wr__sync_rec *r = wr__sync_rec(a, a->slot);
   atomic_store_explicit(&r->wait_kind, (uint32_t)kind, memory_order_relaxed);
   atomic_store_explicit(&r->wait_obj, obj, memory_order_release);

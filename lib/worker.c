@@ -8,7 +8,8 @@
  * channels and its lane index in each) and WARREN_NOTIFY (the abstract
  * unix datagram socket where readiness is announced, sd_notify style).
  * wr_worker_attach reads it all once; the channel handles are opened on
- * first use and closed with the worker handle.
+ * first use and closed with the worker handle. wr_worker_alive is the
+ * explicit watchdog heartbeat (the slot's counter, internal.h wr__beat).
  */
 #include "internal.h"
 
@@ -134,6 +135,8 @@ int wr_worker_ready(wr_worker *w) {
   close(fd);
   return rc;
 }
+
+void wr_worker_alive(wr_worker *w) { wr__beat(&w->arena->slots[w->arena->slot].heartbeat); }
 
 void wr_worker_detach(wr_worker *w) {
   if (!w) return;

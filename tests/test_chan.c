@@ -2,7 +2,8 @@
  * test_chan.c: channels (lib/chan.c) with real processes: bad input,
  * inline and zero-copy records, ordering and content of millions of
  * records through one lane and a 2x2 lane group (checksums on both ends),
- * the lost-wake-up stress, timeouts, interrupts, keyed routing, stats.
+ * the lost-wake-up stress, timeouts, interrupts, keyed routing, stats, the
+ * watchdog heartbeat.
  * The crash matrix is in test_chan_crash.c.
  *
  * WR_TEST_RECORDS overrides the record count of the streaming tests
@@ -655,6 +656,69 @@ static void test_interrupt(void **state) {
   assert_int_equal(wr_chan_destroy(a, "intr"), 0);
 }
 
+/* ------------------------------------------------------------ heartbeat */
+
+static uint64_t heartbeat(wr_arena *a, uint32_t slot) {
+  wr_slot_info in;
+  if (wr_slot_info_get(a, slot, &in)) fail_msg("wr_slot_info_get(%u)", slot);
+  return in.heartbeat;
+}
+
+static int hb_blocked_consumer(wr_arena *a, void *arg) {
+  (void)arg;
+  wr_chan *c;
+  if (wr_chan_open(a, "hb", WR_CONSUMER, 0, &c)) return 50;
+  __atomic_store_n(&res->recv[0], 1, __ATOMIC_RELEASE); /* about to block */
+  wr_rec r;
+  int rc = wr_chan_peek(c, &r, -1);
+  __atomic_store_n(&res->recv[1], 1, __ATOMIC_RELEASE); /* unblocked */
+  wr_chan_detach(c);
+  return rc == 0 ? 0 : 51;
+}
+
+/* The watchdog's heartbeat (the slot's counter) moves on each send and
+ * each peek, and keeps moving while a consumer is blocked on an empty
+ * channel (every wait slice): a blocked worker is idle, not stuck. */
+static void test_heartbeat(void **state) {
+  (void)state;
+  wr_arena *a = arena;
+  memset(res, 0, sizeof *res);
+  wr_chan_opts o = {.capacity = 4, .slot_size = 8};
+  assert_int_equal(wr_chan_create(a, "hb", &o), 0);
+  wr_chan *p, *c;
+  assert_int_equal(wr_chan_open(a, "hb", WR_PRODUCER, 0, &p), 0);
+  assert_int_equal(wr_chan_open(a, "hb", WR_CONSUMER, 0, &c), 0);
+  uint32_t me = wr_self_slot(a);
+  uint64_t h0 = heartbeat(a, me);
+  assert_int_equal(wr_chan_send(p, "x", 1, 0), 0);
+  uint64_t h1 = heartbeat(a, me);
+  assert_true(h1 != h0);
+  wr_rec r;
+  assert_int_equal(wr_chan_peek(c, &r, 0), 0);
+  assert_true(heartbeat(a, me) != h1);
+  assert_int_equal(wr_chan_release(c, &r), 0);
+  wr_chan_detach(c);
+
+  pid_t pid = spawn_worker(a, NULL, hb_blocked_consumer, NULL);
+  while (!__atomic_load_n(&res->recv[0], __ATOMIC_ACQUIRE))
+    usleep(1000);
+  uint32_t inc = 0, slot = slot_of_pid(a, pid, &inc);
+  assert_true(slot != 0);
+  uint64_t last = heartbeat(a, slot);
+  int moves = 0;
+  for (int i = 0; i < 30000 && moves < 5; i++) { /* bounded at 30 s, never timed */
+    usleep(1000);
+    uint64_t h = heartbeat(a, slot);
+    if (h != last) moves++, last = h;
+  }
+  assert_int_equal(moves, 5);
+  assert_int_equal(__atomic_load_n(&res->recv[1], __ATOMIC_ACQUIRE), 0); /* still blocked */
+  assert_int_equal(wr_chan_send(p, "y", 1, 0), 0);
+  assert_int_equal(join(a, pid, NULL), 0);
+  wr_chan_detach(p);
+  assert_int_equal(wr_chan_destroy(a, "hb"), 0);
+}
+
 int main(void) {
   res = shared_mem(sizeof *res);
   const struct CMUnitTest tests[] = {
@@ -665,6 +729,7 @@ int main(void) {
       cmocka_unit_test(test_zero_copy),
       cmocka_unit_test(test_zero_copy_reuses_remote_frees),
       cmocka_unit_test(test_interrupt),
+      cmocka_unit_test(test_heartbeat),
       cmocka_unit_test(test_order_one_lane),
       cmocka_unit_test(test_order_2x2),
       cmocka_unit_test(test_lost_wakeup),

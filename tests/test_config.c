@@ -95,6 +95,12 @@ static const struct row rows[] = {
               "\"env_file\":\"/nonexistent/env\",\"rlimits\":{\"nofile\":[9,3]}") "]}",
      {"metrics_listen", "log_files", "workers[0].umask", "workers[0].nice", "workers[0].on_exit",
       "workers[0].user", "workers[0].env_file", "workers[0].rlimits.nofile"}},
+    {"watchdog", "{\"workers\":[" W("a", ",\"watchdog_s\":1.5") "," W("b", ",\"watchdog_s\":0") "]}",
+     {NULL}},
+    {"bad watchdog",
+     "{\"workers\":[" W("a", ",\"watchdog_s\":-1") "," W("b", ",\"watchdog_s\":\"1s\"") "," W(
+         "c", ",\"watchdog_s\":0.01") "]}",
+     {"workers[0].watchdog_s", "workers[1].watchdog_s", "workers[2].watchdog_s"}},
 };
 /* clang-format on */
 
@@ -148,6 +154,7 @@ static void test_defaults(void **state) {
   assert_int_equal(c.backoff_max_ms, 30000);
   assert_int_equal(c.stats_interval_ms, 5000);
   assert_true(c.workers[0].stop_timeout_s == 10 && c.workers[0].start_timeout_s == 30);
+  assert_true(c.workers[0].watchdog_s == 0); /* off */
   assert_int_equal(c.workers[0].policy, POLICY_ON_FAILURE);
   assert_int_equal(c.workers[0].ready, READY_NOTIFY); /* has channels: a libwarren worker */
   assert_int_equal(c.chans[0].producers, 2);

@@ -67,12 +67,25 @@ static void test_waits_end(void **state) {
   assert_string_equal(lc_event_name(EV_TIMER), "timer");
 }
 
+/* The watchdog kills only a READY instance and changes no state: the exit
+ * that follows is decided like any failure (reclaim first, never while it
+ * runs). */
+static void test_watchdog(void **state) {
+  for (int s = 0; s < ST__COUNT; s++) {
+    const struct lc_step *st = lc_step(s, EV_WATCHDOG);
+    assert_int_equal(st->action, s == ST_READY ? A_STUCK : A_NONE);
+    assert_int_equal(st->next, s);
+  }
+  assert_string_equal(lc_event_name(EV_WATCHDOG), "watchdog");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_only_start_spawns),
       cmocka_unit_test(test_exit),
       cmocka_unit_test(test_stop),
       cmocka_unit_test(test_waits_end),
+      cmocka_unit_test(test_watchdog),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

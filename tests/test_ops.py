@@ -452,6 +452,30 @@ def case_sdnotify():
     check(s.recv(4096).decode() == "STOPPING=1", "no STOPPING=1")
 
 
+def case_sdnotify_watchdog():
+    """warren under systemd with WatchdogSec: it pings WATCHDOG=1 on its own
+    NOTIFY_SOCKET, and systemd's WATCHDOG_* never reach a worker."""
+    d = mkdtemp()
+    path = os.path.join(d, "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(WAIT)
+    os.environ.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
+    try:
+        r = Run("sleepers.json")
+    finally:
+        del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+    pings = 0
+    while pings < 3:
+        msg = s.recv(4096).decode()
+        pings += msg == "WATCHDOG=1"
+    r.all_ready()
+    env = environ(r.workers()["a"]["pid"])
+    check(not [k for k in env if k.startswith(b"WATCHDOG_")], "a worker inherited %s" %
+          [k for k in env if k.startswith(b"WATCHDOG_")])
+    r.stop()
+
+
 def case_pid1():
     probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -271,6 +271,45 @@ static void test_signal_interrupt(void **state) {
   wr_arena_detach(a);
 }
 
+/* A worker blocked on a semaphore keeps its watchdog heartbeat moving
+ * (every wait slice comes back through the wait mark): idle, not stuck. */
+static int worker_blocked(wr_arena *a, void *arg) {
+  (void)arg;
+  wr_sem *s, *ready;
+  if (wr_sem_open(a, "z", &s) || wr_sem_open(a, "ready", &ready)) return 2;
+  if (wr_sem_release(ready, 1)) return 3;
+  return wr_sem_acquire(s, 1, -1) == 0 ? 0 : 4;
+}
+
+static void test_heartbeat_while_blocked(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  assert_int_equal(wr_sem_create(a, "z", 0), 0);
+  assert_int_equal(wr_sem_create(a, "ready", 0), 0);
+  wr_sem *z, *ready;
+  assert_int_equal(wr_sem_open(a, "z", &z), 0);
+  assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
+  tl_child c = tl_spawn(a, NULL, worker_blocked, NULL);
+  assert_int_equal(wr_sem_acquire(ready, 1, -1), 0);
+  wr_slot_info in;
+  assert_int_equal(wr_slot_info_get(a, c.slot, &in), 0);
+  uint64_t last = in.heartbeat;
+  int moves = 0;
+  for (int i = 0; i < 30000 && moves < 5; i++) { /* bounded at 30 s, never timed */
+    usleep(1000);
+    assert_int_equal(wr_slot_info_get(a, c.slot, &in), 0);
+    if (in.heartbeat != last) moves++, last = in.heartbeat;
+  }
+  assert_int_equal(moves, 5);
+  assert_int_equal(waitpid(c.pid, NULL, WNOHANG), 0); /* still blocked */
+  assert_int_equal(wr_sem_release(z, 1), 0);
+  tl_reap(a, &c);
+  assert_int_equal(tl_exit_code(&c), 0);
+  wr_sem_close(z);
+  wr_sem_close(ready);
+  wr_arena_detach(a);
+}
+
 /* Kills at arbitrary instructions, not only at crash points: workers
  * hammer two semaphores and are SIGKILLed at random moments; after every
  * reclaim both semaphores hold their full count again. */
@@ -325,6 +364,7 @@ int main(void) {
       cmocka_unit_test(test_gift),
       cmocka_unit_test(test_two_deaths),
       cmocka_unit_test(test_signal_interrupt),
+      cmocka_unit_test(test_heartbeat_while_blocked),
       cmocka_unit_test(test_random_kills),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -507,6 +507,76 @@ def case_text_log():
     check("c | hello from c" in out and "b.0 | hello from b" in out, out)
 
 
+def case_watchdog():
+    """watchdog_s: a worker that stops beating is found stuck, SIGKILLed, and
+    only then reclaimed and restarted; workers blocked on an empty channel
+    (idle) or a semaphore (waiter) for longer than watchdog_s are not."""
+    r = Run("watchdog.json")
+    r.wait_event("worker.output", worker="stuck", msg="stalling")
+    st = r.wait_event("worker.stuck", worker="stuck")[0]
+    check(st["watchdog_s"] == 1 and st["since_s"] >= 1 and st["pid"] > 1, "stuck %s" % st)
+    ex = r.wait_event("worker.exit", worker="stuck", by="watchdog")[0]
+    check(ex["signal"] == "Killed" and ex["pid"] == st["pid"], "exit %s" % ex)
+    rec = r.wait_event("heap.reclaim", worker="stuck")[0]
+    check(rec["blocks"] >= 64, "the stuck worker's blocks were not reclaimed: %s" % rec)
+    r.wait_event("worker.ready", 2, worker="stuck")
+    # killed first, reclaimed after its exit, restarted after the reclaim
+    order = [(e["event"], e.get("by")) for e in r.evs() if e.get("worker") == "stuck" and
+             e["event"] in ("worker.stuck", "worker.exit", "heap.reclaim", "worker.start")]
+    check(order == [("worker.start", None), ("worker.stuck", None), ("worker.exit", "watchdog"),
+                    ("heap.reclaim", None), ("worker.start", None)], "order %s" % order)
+    w = r.workers()["stuck"]
+    check(w["incarnation"] == 2 and w["restarts"] == 1 and w["watchdog_kills"] == 1,
+          "stuck: %s" % w)
+    # the idle workers have been blocked for more than watchdog_s already;
+    # give them two more periods
+    time.sleep(2)
+    ws = r.workers()
+    for n in ("idle", "waiter"):
+        check(not r.evs("worker.stuck", worker=n), "%s was taken for stuck" % n)
+        check(ws[n]["restarts"] == 0 and ws[n]["watchdog_kills"] == 0 and
+              ws[n]["heartbeat_age_s"] is not None, "%s: %s" % (n, ws[n]))
+    check("watchdog_s" not in ws["mute"], "mute has no watchdog: %s" % ws["mute"])
+    _, out, _ = r.ctl("status")
+    check("HEARTBEAT" in out and "/1s" in out, "status shows no heartbeat:\n" + out)
+    check(len(r.evs("worker.stuck")) == 1, "stuck events %s" % r.evs("worker.stuck"))
+    _, out, _ = r.ctl("stats", "--prometheus")
+    check('warren_worker_watchdog_kills_total{worker="stuck",replica="0"} 1' in out,
+          "no watchdog kill in the metrics:\n" + out)
+    r.stop()
+    check(r.evs("heap.stats")[-1]["check"] == "ok", "heap %s" % r.evs("heap.stats")[-1])
+
+
+def case_watchdog_notify():
+    """A plain command written for systemd's watchdog (WATCHDOG_USEC,
+    WATCHDOG_PID, WATCHDOG=1 on NOTIFY_SOCKET) works unchanged: the one that
+    keeps sending survives, the one that stops is killed and restarted."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workers", "sd-watchdog.py")
+
+    def edit(c):
+        for w in c["workers"]:
+            w["exec"] = [sys.executable if x == "python3" else script if x == "sd-watchdog.py"
+                         else x for x in w["exec"]]
+    r = Run("watchdog-notify.json", edit)
+    st = r.wait_event("worker.stuck", worker="quitter")[0]
+    ex = r.wait_event("worker.exit", worker="quitter", by="watchdog")[0]
+    check(ex["signal"] == "Killed" and ex["pid"] == st["pid"], "exit %s" % ex)
+    r.wait_event("worker.ready", 2, worker="quitter")
+    time.sleep(2)  # the pinger has beaten for longer than watchdog_s by now; two more periods
+    ws = r.workers()
+    check(not r.evs("worker.stuck", worker="pinger") and ws["pinger"]["restarts"] == 0,
+          "the pinger was killed: %s" % ws["pinger"])
+    with open(os.path.join(r.dir, "pinger.seen")) as f:
+        usec, wpid, pid = (int(x) for x in f.read().split())
+    check(usec == 1000000 and wpid == pid == ws["pinger"]["pid"],
+          "WATCHDOG_USEC=%d WATCHDOG_PID=%d in pid %d (worker pid %d)" %
+          (usec, wpid, pid, ws["pinger"]["pid"]))
+    env = open("/proc/%d/environ" % ws["plain"]["pid"], "rb").read().split(b"\0")
+    check(not [e for e in env if e.startswith((b"WATCHDOG_", b"NOTIFY_SOCKET="))],
+          "a worker without watchdog_s got %s" % [e for e in env if b"WATCHDOG" in e])
+    r.stop()
+
+
 def main(cases):
     """Run case CASE of `cases` (tests/test_reliability.py reuses Run and this)."""
     cases = {k[5:]: v for k, v in cases.items() if k.startswith("case_")}

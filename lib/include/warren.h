@@ -171,6 +171,11 @@ typedef struct wr_slot_info {
   uint32_t slot, incarnation, state;
   int32_t pid;
   wr_tag tag;
+  uint32_t pad;
+  /* The watchdog's heartbeat: a counter the slot's process bumps on channel
+   * sends and receives, in every slice of a blocking wait and in
+   * wr_worker_alive. Only whether it moved means anything. */
+  uint64_t heartbeat;
 } wr_slot_info;
 
 /* Supervisor side: start a new incarnation of `slot` (1..WR_MAX_SLOTS-1) for a
@@ -663,6 +668,14 @@ WR_EXTERN int wr_worker_out_named(wr_worker *w, const char *name, wr_chan **out)
  * depend on it). Idempotent; one datagram, does not block. Errors:
  * -WR_ENOENV (WARREN_NOTIFY unset), -errno from sendto. */
 WR_EXTERN int wr_worker_ready(wr_worker *w);
+/* Tell the supervisor's watchdog (`watchdog_s`) that this worker is alive:
+ * call it at least every watchdog_s during a long computation, or a wait
+ * outside libwarren (a socket, a sleep), that neither sends nor receives
+ * (channel operations and libwarren's waits beat by themselves: a worker
+ * blocked on an empty channel or a semaphore is idle, not stuck). A relaxed store to
+ * this worker's slot: no syscall, does not block, cannot fail,
+ * async-signal-safe. */
+WR_EXTERN void wr_worker_alive(wr_worker *w);
 /* Detach the channels and the arena, free w. Blocks this worker still owns
  * stay owned until the supervisor reclaims its slot. NULL is accepted. */
 WR_EXTERN void wr_worker_detach(wr_worker *w);

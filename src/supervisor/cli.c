@@ -87,17 +87,31 @@ static int pick_socket(const char *name, const char *sock, char *buf, size_t len
   return -ENOENT;
 }
 
+/* The HEARTBEAT column ("0.3s/1s": since the last heartbeat / watchdog_s)
+ * only when some worker has a watchdog. */
 static void print_status(const cJSON *r) {
   const cJSON *ws = cJSON_GetObjectItem(r, "workers");
+  bool wd = false;
+  for (const cJSON *w = ws ? ws->child : NULL; w; w = w->next)
+    wd = wd || cJSON_GetObjectItem(w, "watchdog_s");
   printf("%s (pid %d): %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(r, "name")),
          (int)cJSON_GetNumberValue(cJSON_GetObjectItem(r, "pid")),
          cJSON_GetStringValue(cJSON_GetObjectItem(r, "state")));
-  printf("  %-24s %-10s %8s %9s\n", "WORKER", "STATE", "PID", "RESTARTS");
-  for (const cJSON *w = ws ? ws->child : NULL; w; w = w->next)
-    printf("  %-24s %-10s %8d %9d\n", cJSON_GetStringValue(cJSON_GetObjectItem(w, "name")),
+  printf("  %-24s %-10s %8s %9s%s\n", "WORKER", "STATE", "PID", "RESTARTS",
+         wd ? "  HEARTBEAT" : "");
+  for (const cJSON *w = ws ? ws->child : NULL; w; w = w->next) {
+    char hb[48] = "";
+    const cJSON *age = cJSON_GetObjectItem(w, "heartbeat_age_s");
+    if (wd && cJSON_IsNumber(age))
+      snprintf(hb, sizeof hb, "  %.1fs/%gs", age->valuedouble,
+               cJSON_GetNumberValue(cJSON_GetObjectItem(w, "watchdog_s")));
+    else if (wd)
+      snprintf(hb, sizeof hb, "  -");
+    printf("  %-24s %-10s %8d %9d%s\n", cJSON_GetStringValue(cJSON_GetObjectItem(w, "name")),
            cJSON_GetStringValue(cJSON_GetObjectItem(w, "state")),
            (int)cJSON_GetNumberValue(cJSON_GetObjectItem(w, "pid")),
-           (int)cJSON_GetNumberValue(cJSON_GetObjectItem(w, "restarts")));
+           (int)cJSON_GetNumberValue(cJSON_GetObjectItem(w, "restarts")), hb);
+  }
 }
 
 static void print_stats(const cJSON *r) {

@@ -300,10 +300,10 @@ static const char *const chaos_keys[] = {"seed", "rate", NULL};
 static const char *const chan_keys[] = {"name", "capacity", "slot_size", "keyed", NULL};
 static const char *const sem_keys[] = {"name", "value", NULL};
 static const char *const worker_keys[] = {
-    "name",       "exec",       "in",    "out",   "replicas",        "restart",
-    "depends_on", "env",        "cwd",   "ready", "start_timeout_s", "stop_timeout_s",
-    "env_file",   "user",       "group", "umask", "rlimits",         "nice",
-    "on_exit",    "on_give_up", NULL};
+    "name",       "exec",       "in",         "out",   "replicas",        "restart",
+    "depends_on", "env",        "cwd",        "ready", "start_timeout_s", "stop_timeout_s",
+    "env_file",   "user",       "group",      "umask", "rlimits",         "nice",
+    "on_exit",    "on_give_up", "watchdog_s", NULL};
 static const char *const restart_keys[] = {"strategy",      "intensity",          "period_s",
                                            "on_give_up",    "backoff_initial_ms", "backoff_max_ms",
                                            "reset_after_s", "fast_fail_s",        NULL};
@@ -447,6 +447,15 @@ static void parse_workers(struct pctx *p, const cJSON *root) {
         get_enum(p, x, q, "ready", (w->nin || w->nout) ? READY_NOTIFY : READY_EXEC, ready_names);
     w->start_timeout_s = get_num(p, x, q, "start_timeout_s", -1, 0.001, 86400);
     w->stop_timeout_s = get_num(p, x, q, "stop_timeout_s", -1, 0.001, 86400);
+    /* 0 = off; below 0.1 s a worker blocked in a wait (which beats every
+     * 20 ms slice) could be taken for a stuck one on a busy machine */
+    w->watchdog_s = get_num(p, x, q, "watchdog_s", 0, 0, 86400);
+    if (w->watchdog_s > 0 && w->watchdog_s < 0.1) {
+      char qw[80];
+      sub(qw, sizeof qw, q, "watchdog_s");
+      err(p, qw, "must be 0 (off) or at least 0.1 (seconds)");
+      w->watchdog_s = 0;
+    }
     parse_env(p, x, q, w);
     w->cwd = get_str(p, x, q, "cwd", NULL);
     parse_ops(p, x, q, w);
@@ -906,8 +915,9 @@ bool cfg_worker_same(const struct cfg_worker *a, const struct cfg_worker *b) {
          a->policy == b->policy && a->ready == b->ready && strv_same(a->deps, b->deps) &&
          strv_same(a->env, b->env) && strv_same(a->file_env, b->file_env) &&
          str_same(a->cwd, b->cwd) && a->start_timeout_s == b->start_timeout_s &&
-         a->stop_timeout_s == b->stop_timeout_s && a->uid == b->uid && a->gid == b->gid &&
-         a->umask == b->umask && a->has_nice == b->has_nice && a->nice == b->nice &&
+         a->stop_timeout_s == b->stop_timeout_s && a->watchdog_s == b->watchdog_s &&
+         a->uid == b->uid && a->gid == b->gid && a->umask == b->umask &&
+         a->has_nice == b->has_nice && a->nice == b->nice &&
          memcmp(a->rl, b->rl, sizeof a->rl) == 0 && strv_same(a->on_exit, b->on_exit) &&
          strv_same(a->on_give_up, b->on_give_up);
 }

@@ -11,6 +11,9 @@
  * themselves (next == ST__COUNT): DECIDE (restart policy, backoff,
  * intensity -> STOPPED to restart now, BACKOFF, CRASHLOOP or EXITED) and
  * SETTLE (a stop completed: STOPPED, started again if a restart asked for it).
+ * The watchdog (EV_WATCHDOG, watchdog.c) only acts on a READY instance and
+ * only kills it: it stays READY until its exit is reported and decided like
+ * any other failure, so a stuck worker is never reclaimed while it runs.
  * BACKOFF and CRASHLOOP leave through their timer to STOPPED, from where the
  * kick starts them once their dependencies are ready.
  */
@@ -25,14 +28,21 @@ enum { STP = ST_STOPPED, STA = ST_STARTING, RDY = ST_READY, SNG = ST_STOPPING,
 #define T(action, next) {A_##action, next}
 
 static const struct lc_step table[ST__COUNT][EV__COUNT] = {
-  /* columns: EV_START, EV_READY, EV_EXIT, EV_STOP, EV_RESTART, EV_TIMER */
-  [STP] = {T(SPAWN, STA), T(NONE, STP), T(NONE, STP), T(NONE, STP), T(NONE, STP), T(NONE, STP)},
-  [STA] = {T(NONE, STA), T(ARM, RDY), T(DECIDE, D), T(TERM, SNG), T(TERM, SNG), T(TIMEOUT, STA)},
-  [RDY] = {T(NONE, RDY), T(NONE, RDY), T(DECIDE, D), T(TERM, SNG), T(TERM, SNG), T(NONE, RDY)},
-  [SNG] = {T(NONE, SNG), T(NONE, SNG), T(SETTLE, D), T(NONE, SNG), T(NONE, SNG), T(KILL, SNG)},
-  [BOF] = {T(NONE, BOF), T(NONE, BOF), T(NONE, BOF), T(CANCEL, STP), T(CANCEL, STP), T(NONE, STP)},
-  [CRL] = {T(NONE, CRL), T(NONE, CRL), T(NONE, CRL), T(CANCEL, STP), T(CANCEL, STP), T(NONE, STP)},
-  [EXD] = {T(NONE, EXD), T(NONE, EXD), T(NONE, EXD), T(NONE, EXD), T(NONE, STP), T(NONE, EXD)},
+  /* columns: EV_START, EV_READY, EV_EXIT, EV_STOP, EV_RESTART, EV_TIMER, EV_WATCHDOG */
+  [STP] = {T(SPAWN, STA), T(NONE, STP), T(NONE, STP), T(NONE, STP), T(NONE, STP), T(NONE, STP),
+           T(NONE, STP)},
+  [STA] = {T(NONE, STA), T(ARM, RDY), T(DECIDE, D), T(TERM, SNG), T(TERM, SNG), T(TIMEOUT, STA),
+           T(NONE, STA)},
+  [RDY] = {T(NONE, RDY), T(NONE, RDY), T(DECIDE, D), T(TERM, SNG), T(TERM, SNG), T(NONE, RDY),
+           T(STUCK, RDY)},
+  [SNG] = {T(NONE, SNG), T(NONE, SNG), T(SETTLE, D), T(NONE, SNG), T(NONE, SNG), T(KILL, SNG),
+           T(NONE, SNG)},
+  [BOF] = {T(NONE, BOF), T(NONE, BOF), T(NONE, BOF), T(CANCEL, STP), T(CANCEL, STP), T(NONE, STP),
+           T(NONE, BOF)},
+  [CRL] = {T(NONE, CRL), T(NONE, CRL), T(NONE, CRL), T(CANCEL, STP), T(CANCEL, STP), T(NONE, STP),
+           T(NONE, CRL)},
+  [EXD] = {T(NONE, EXD), T(NONE, EXD), T(NONE, EXD), T(NONE, EXD), T(NONE, STP), T(NONE, EXD),
+           T(NONE, EXD)},
 };
 #undef T
 /* clang-format on */
@@ -49,6 +59,7 @@ const char *lc_state_name(int state) {
 }
 
 const char *lc_event_name(int event) {
-  static const char *const n[EV__COUNT] = {"start", "ready", "exit", "stop", "restart", "timer"};
+  static const char *const n[EV__COUNT] = {"start",   "ready", "exit",    "stop",
+                                           "restart", "timer", "watchdog"};
   return event >= 0 && event < EV__COUNT ? n[event] : "?";
 }

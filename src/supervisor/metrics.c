@@ -5,10 +5,11 @@
  * checked by config.c) serving GET /metrics.
  *
  * Families: per instance (labels worker, replica) up, restarts, reclaimed
- * bytes/blocks, redelivered records, CPU seconds and resident bytes (from
- * /proc); per channel lane (labels channel, lane) depth, capacity, records
- * sent and received, bytes, full and empty waits, redelivered; the heap
- * (bytes in use by an exact scan, size, allocs, frees, reclaimed, pages).
+ * bytes/blocks, redelivered records, watchdog kills, CPU seconds and
+ * resident bytes (from /proc); per channel lane (labels channel, lane)
+ * depth, capacity, records sent and received, bytes, full and empty waits,
+ * redelivered; the heap (bytes in use by an exact scan, size, allocs,
+ * frees, reclaimed, pages).
  * The listener is a few lines of HTTP/1.0 on the loop: read the request
  * head, answer, close; nothing is kept between scrapes.
  */
@@ -86,6 +87,7 @@ char *metrics_text(struct sup *s) {
       {"warren_worker_reclaimed_bytes_total", "counter", "heap bytes reclaimed after its exits"},
       {"warren_worker_reclaimed_blocks_total", "counter", "heap blocks reclaimed after its exits"},
       {"warren_worker_redelivered_total", "counter", "records redelivered after its exits"},
+      {"warren_worker_watchdog_kills_total", "counter", "kills by the watchdog (stuck)"},
       {"warren_worker_cpu_seconds_total", "counter", "CPU time of the current process"},
       {"warren_worker_resident_bytes", "gauge", "resident memory of the current process"},
   };
@@ -101,6 +103,7 @@ char *metrics_text(struct sup *s) {
                     (double)in->reclaimed_bytes,
                     (double)in->reclaimed_blocks,
                     (double)in->redelivered,
+                    (double)in->watchdog_kills,
                     cpu,
                     (double)rss};
       put(&b, "%s{worker=\"%s\",replica=\"%d\"} %.17g\n", wf[f].name, c->workers[in->w].name,

@@ -1,5 +1,5 @@
 /*
- * notify.c: readiness datagrams, the sd_notify protocol.
+ * notify.c: readiness and watchdog datagrams, the sd_notify protocol.
  *
  * The supervisor binds one unix datagram socket in the abstract namespace
  * (nothing to clean up, even after SIGKILL) and passes its name to every
@@ -9,7 +9,9 @@
  * a plain sd_notify program sends "READY=1" and is recognised by its pid
  * (SCM_CREDENTIALS: the shim's child, or the shim itself). Datagrams from
  * a uid that is neither ours nor a configured worker's `user` are dropped;
- * so are stale incarnations.
+ * so are stale incarnations. A "WATCHDOG=1" line is a heartbeat for the
+ * watchdog (watchdog.c), as systemd's WatchdogSec takes it; other lines
+ * (STATUS=, WATCHDOG=trigger, ...) are ignored.
  */
 #include "sup.h"
 
@@ -53,8 +55,16 @@ static struct inst *find_sender(struct sup *s, const char *msg, int pid) {
   return NULL;
 }
 
-static void on_notify(uv_poll_t *h, int status, int events) {
-  struct sup *s = h->data;
+/* Does the datagram hold the line `line` ("KEY=VALUE", exactly)? */
+static bool has_line(const char *msg, const char *line) {
+  size_t n = strlen(line);
+  for (const char *p = msg; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+    if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == 0)) return true;
+  return false;
+}
+
+void notify_drain(struct sup *s) {
+  if (s->notify_fd < 0) return;
   for (;;) {
     char buf[4096];
     union {
@@ -75,14 +85,17 @@ static void on_notify(uv_poll_t *h, int status, int events) {
     for (int i = 0; cr && !uid_ok && i < s->cfg->nworkers; i++)
       uid_ok = s->cfg->workers[i].uid >= 0 && (uid_t)s->cfg->workers[i].uid == cr->uid;
     if (!uid_ok) continue;
-    bool ready = strncmp(buf, "READY=1", 7) == 0 || strstr(buf, "\nREADY=1");
-    struct inst *in = ready ? find_sender(s, buf, cr->pid) : NULL;
-    if (in) {
+    bool ready = has_line(buf, "READY=1"), beat = has_line(buf, "WATCHDOG=1");
+    struct inst *in = ready || beat ? find_sender(s, buf, cr->pid) : NULL;
+    if (in && beat) watchdog_beat(in);
+    if (in && ready) {
       sup_dispatch(in, EV_READY);
       sup_kick(s);
     }
   }
 }
+
+static void on_notify(uv_poll_t *h, int status, int events) { notify_drain(h->data); }
 
 int notify_open(struct sup *s) {
   s->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -358,6 +358,7 @@ void reload_progress(struct sup *s) {
   if (s->cfg->stats_interval_ms)
     uv_timer_start(&s->stats_timer, stats_timer_cb, s->cfg->stats_interval_ms,
                    s->cfg->stats_interval_ms);
+  watchdog_arm(s);
   s->sd_ready = false; /* READY=1 again once every worker is ready */
   cJSON *o = cJSON_CreateObject();
   cJSON_AddNumberToObject(o, "workers", ninst);

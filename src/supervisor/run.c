@@ -207,6 +207,7 @@ void sup_dispatch(struct inst *in, int ev) {
     cJSON_AddStringToObject(o, "worker", in->label);
     cJSON_AddNumberToObject(o, "pid", in->pid);
     log_event(LOG_INFO, "worker.ready", o);
+    watchdog_ready(in);
     break;
   }
   case A_TERM:
@@ -220,6 +221,9 @@ void sup_dispatch(struct inst *in, int ev) {
   case A_TIMEOUT:
     log_msg(LOG_ERROR, "worker.timeout", "%s: not ready within start_timeout, SIGKILL", in->label);
     spawn_signal(in, SIGKILL);
+    break;
+  case A_STUCK:
+    watchdog_kill(in);
     break;
   case A_CANCEL:
     uv_timer_stop(&in->timer);
@@ -288,6 +292,8 @@ static void finish(struct sup *s) {
   log_event(LOG_INFO, "supervisor.stop", o);
   uv_timer_stop(&s->stats_timer);
   uv_timer_stop(&s->drain_timer);
+  uv_timer_stop(&s->watchdog_timer);
+  uv_timer_stop(&s->sd_watchdog_timer);
   uv_stop(s->loop);
 }
 
@@ -515,7 +521,10 @@ int sup_run(struct cfg *c, const char *sock_override) {
   signal(SIGPIPE, SIG_IGN);
   uv_timer_init(s->loop, &s->stats_timer);
   uv_timer_init(s->loop, &s->drain_timer);
-  s->stats_timer.data = s->drain_timer.data = s;
+  uv_timer_init(s->loop, &s->watchdog_timer);
+  uv_timer_init(s->loop, &s->sd_watchdog_timer);
+  s->stats_timer.data = s->drain_timer.data = s->watchdog_timer.data = s;
+  s->sd_watchdog_timer.data = s;
 
   logfile_configure(c->log_dir, c->log_max_bytes, c->log_files);
   int rc = notify_open(s);
@@ -544,6 +553,8 @@ int sup_run(struct cfg *c, const char *sock_override) {
     log_event(LOG_INFO, "supervisor.start", o);
     if (c->stats_interval_ms)
       uv_timer_start(&s->stats_timer, on_stats, c->stats_interval_ms, c->stats_interval_ms);
+    watchdog_arm(s);
+    sdnotify_watchdog_start(s);
     sup_kick(s);
     chaos_start(s);
     uv_run(s->loop, UV_RUN_DEFAULT);

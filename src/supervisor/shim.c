@@ -11,11 +11,13 @@
  * the identity last, while it may still raise limits), arms
  * PR_SET_PDEATHSIG(SIGKILL) (after the identity change, which clears it),
  * checks that its parent is still the supervisor that started it (it may
- * have died before the arming), and execs the command in place: same pid,
- * same process group, so the exit status the supervisor sees is the
- * command's. A setting that cannot be applied, or an exec that fails, ends
- * the shim with 127: an ordinary failed start. Children the command forks
- * are covered by the supervisor's guard (guard.c), not by the shim.
+ * have died before the arming), sets WATCHDOG_PID to its own pid when the
+ * supervisor gave it WATCHDOG_USEC (watchdog_s), and execs the command in
+ * place: same pid, same process group, so the exit status the supervisor
+ * sees is the command's. A setting that cannot be applied, or an exec that
+ * fails, ends the shim with 127: an ordinary failed start. Children the
+ * command forks are covered by the supervisor's guard (guard.c), not by the
+ * shim.
  */
 #include <errno.h>
 #include <grp.h>
@@ -80,6 +82,11 @@ int main(int argc, char **argv) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   const char *sup = getenv("WARREN_SUPERVISOR");
   if (!sup || atol(sup) != (long)getppid()) return 1;
+  if (getenv("WATCHDOG_USEC")) { /* as systemd: the pid that must send WATCHDOG=1 */
+    char pid[24];
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    setenv("WATCHDOG_PID", pid, 1);
+  }
   execv(argv[i], argv + i + 1);
   fprintf(stderr, "warren-shim: cannot exec %s: %s\n", argv[i], strerror(errno));
   return 127;

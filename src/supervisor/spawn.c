@@ -9,7 +9,9 @@
  * on stdin, a pipe on stdout and stderr, and the arena fd placed at
  * SUP_ARENA_FD (the one inherited fd; everything else is close-on-exec).
  * The environment carries the instance's identity (WARREN_*), after the
- * worker's env_file and env. Each pipe is split into lines, logged as
+ * worker's env_file and env (and WATCHDOG_USEC with watchdog_s, as
+ * systemd sets it; a worker with one starts through the shim, which adds
+ * WATCHDOG_PID). Each pipe is split into lines, logged as
  * "label | line" or written to the worker's log file (logfile.c); a line
  * longer than LINE_MAX_BYTES is cut there, marked, and the rest of it
  * dropped. A worker with user/group, umask, nice or rlimits is started
@@ -129,6 +131,8 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
     cJSON_AddStringToObject(o, "signal", strsignal(sig));
   else
     cJSON_AddNumberToObject(o, "code", (double)status);
+  if (in->stuck) cJSON_AddStringToObject(o, "by", "watchdog");
+  in->stuck = false;
   log_event((sig || status) && in->state != ST_STOPPING ? LOG_WARN : LOG_INFO, "worker.exit", o);
   reclaim_inst(in->sup, in);
   in->pid = 0;
@@ -191,7 +195,10 @@ static char **build_env(struct sup *s, struct inst *in, const struct cfg_worker 
   ADD("WARREN_IN=%s", chans);
   chan_list(chans, sizeof chans, w, in, true);
   ADD("WARREN_OUT=%s", chans);
-  if (w->ready == READY_NOTIFY) ADD("NOTIFY_SOCKET=%s", s->notify_name);
+  /* As systemd: a watchdog implies a notify socket (NotifyAccess=main);
+   * the shim adds WATCHDOG_PID, the pid the command will have. */
+  if (w->ready == READY_NOTIFY || w->watchdog_s > 0) ADD("NOTIFY_SOCKET=%s", s->notify_name);
+  if (w->watchdog_s > 0) ADD("WATCHDOG_USEC=%llu", (unsigned long long)(w->watchdog_s * 1e6));
 #undef ADD
   env[k] = NULL;
   return env;
@@ -219,7 +226,7 @@ int spawn_inst(struct sup *s, struct inst *in) {
   bool setup = w->uid >= 0 || w->gid >= 0 || w->umask >= 0 || w->has_nice;
   for (int i = 0; i < RL__COUNT; i++)
     setup = setup || w->rl[i].set;
-  bool shim = w->nin + w->nout == 0 || setup;
+  bool shim = w->nin + w->nout == 0 || setup || w->watchdog_s > 0;
   char **args = calloc((size_t)argc + 3 + 2 * (RL__COUNT + 5), sizeof(char *));
   char opt[RL__COUNT + 5][64];
   int k0 = 0, no = 0;

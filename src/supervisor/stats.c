@@ -58,6 +58,15 @@ cJSON *stats_status(struct sup *s) {
     cJSON_AddNumberToObject(w, "restarts", (double)in->restarts);
     cJSON_AddNumberToObject(w, "last_code", in->last_code);
     cJSON_AddNumberToObject(w, "last_signal", in->last_signal);
+    double wd = s->cfg->workers[in->w].watchdog_s, age = watchdog_age_s(in);
+    if (wd > 0) {
+      cJSON_AddNumberToObject(w, "watchdog_s", wd);
+      if (age >= 0)
+        cJSON_AddNumberToObject(w, "heartbeat_age_s", age);
+      else
+        cJSON_AddNullToObject(w, "heartbeat_age_s");
+      cJSON_AddNumberToObject(w, "watchdog_kills", (double)in->watchdog_kills);
+    }
     double cpu;
     uint64_t rss;
     proc_usage(in->pid, &cpu, &rss);

@@ -77,7 +77,8 @@ struct cfg_worker {
   int nenv;
   char *cwd; /* resolved, or NULL */
   double start_timeout_s, stop_timeout_s;
-  int order; /* position in the start order (topological) */
+  double watchdog_s; /* stuck after this long without a heartbeat once ready; 0 = off */
+  int order;         /* position in the start order (topological) */
   /* operations (issue 10) */
   char *env_file;  /* resolved path, or NULL; read at load and at each reload */
   char **file_env; /* its "KEY=VALUE" lines, applied before env */
@@ -173,6 +174,7 @@ enum inst_event {
   EV_STOP,      /* stop for good (supervisor stop) */
   EV_RESTART,   /* stop, then start again (strategy, `warren restart`) */
   EV_TIMER,     /* backoff timer, start_timeout or stop_timeout fired */
+  EV_WATCHDOG,  /* no heartbeat for watchdog_s (watchdog.c) */
   EV__COUNT
 };
 
@@ -186,6 +188,7 @@ enum inst_action {
   A_ARM,     /* became ready: cancel start_timeout, note the time */
   A_CANCEL,  /* cancel the pending backoff timer */
   A_TIMEOUT, /* start_timeout fired: kill it (the exit then decides) */
+  A_STUCK,   /* watchdog: log worker.stuck, SIGKILL the group (the exit decides) */
 };
 
 struct lc_step {
@@ -220,6 +223,11 @@ struct inst {
   bool retiring;    /* stopped for a reload: no restart, outputs stay open */
   bool gave_up;     /* on_give_up ran for the current crash loop */
   uint64_t reclaimed_bytes, reclaimed_blocks, redelivered; /* totals, for metrics */
+  /* watchdog.c */
+  uint64_t hb_seen;        /* the slot's heartbeat counter, as last read */
+  uint64_t hb_ms;          /* when a heartbeat last came (or it became ready) */
+  bool stuck;              /* SIGKILLed by the watchdog; its exit says so */
+  uint64_t watchdog_kills; /* total */
 };
 
 struct sup {
@@ -252,7 +260,9 @@ struct sup {
   int hooks;           /* hook processes running (hooks.c) */
   uv_tcp_t http;       /* metrics.c: the /metrics listener, when http_on */
   bool http_on;
-  char http_addr[80]; /* where it listens ("127.0.0.1:PORT") */
+  char http_addr[80];           /* where it listens ("127.0.0.1:PORT") */
+  uv_timer_t watchdog_timer;    /* watchdog.c: runs only when a worker has watchdog_s */
+  uv_timer_t sd_watchdog_timer; /* sdnotify.c: WATCHDOG=1 to systemd, when it asks */
 };
 
 /* run.c: the supervisor's core. */
@@ -311,9 +321,22 @@ struct cJSON *stats_heap(struct sup *s);
 struct cJSON *stats_status(struct sup *s);
 void stats_log(struct sup *s);
 
-/* notify.c: READY=1 datagrams (sd_notify protocol, and wr_worker_ready). */
+/* notify.c: READY=1 and WATCHDOG=1 datagrams (sd_notify protocol, and
+ * wr_worker_ready). notify_drain handles what is queued now. */
 int notify_open(struct sup *s);
+void notify_drain(struct sup *s);
 void notify_close(struct sup *s);
+
+/* watchdog.c: stuck workers (watchdog_s). arm: (re)start or stop the timer
+ * for the current config (at start and after a reload). ready: the
+ * instance became ready (the heartbeat baseline). beat: a WATCHDOG=1
+ * came. kill: EV_WATCHDOG's action. age: seconds since the last
+ * heartbeat of a ready instance with a watchdog, else -1. */
+void watchdog_arm(struct sup *s);
+void watchdog_ready(struct inst *in);
+void watchdog_beat(struct inst *in);
+void watchdog_kill(struct inst *in);
+double watchdog_age_s(struct inst *in);
 
 /* reload.c: `warren reload` and SIGHUP. Validate the file again; an invalid
  * one changes nothing (reply ok=false with the errors). Else stop what
@@ -354,8 +377,9 @@ void metrics_close(struct sup *s);
 void proc_usage(int pid, double *cpu_s, uint64_t *rss);
 
 /* sdnotify.c: warren itself under systemd (Type=notify), by hand. */
-void sdnotify_init(void); /* takes NOTIFY_SOCKET out of the environment */
+void sdnotify_init(void); /* takes NOTIFY_SOCKET and WATCHDOG_* out of the environment */
 void sdnotify(const char *msg);
+void sdnotify_watchdog_start(struct sup *s); /* pings systemd if WatchdogSec asks */
 
 /* control.c */
 int ctl_default_path(const char *name, char *buf, size_t len);

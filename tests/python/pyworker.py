@@ -1,6 +1,7 @@
 """pyworker.py: Python workers that tests/test_python.py runs under `warren`.
 
-    pyworker.py describe OUT          write who it is (json) to OUT, then wait for stop
+    pyworker.py describe OUT          write who it is (json) to OUT (and whether alive()
+                                      moved its heartbeat), then wait for stop
     pyworker.py source N              send records b"0".."N-1" (in batches), close, exit 0
     pyworker.py relay MARKER K        forward records; the first incarnation (no MARKER
                                       file yet) SIGKILLs itself after peeking record K,
@@ -17,9 +18,12 @@ import warren
 mode = sys.argv[1]
 with warren.Worker() as w:
     if mode == "describe":
+        beat = w.arena.slot_info()["heartbeat"]
+        w.alive()
         with open(sys.argv[2] + ".tmp", "w") as f:
             json.dump({"name": w.name, "replica": w.replica, "inputs": w.inputs,
-                       "outputs": w.outputs, "fast": warren.FAST}, f)
+                       "outputs": w.outputs, "fast": warren.FAST,
+                       "alive": w.arena.slot_info()["heartbeat"] != beat}, f)
         os.rename(sys.argv[2] + ".tmp", sys.argv[2])
         w.ready()
         signal.sigwait([signal.SIGTERM])

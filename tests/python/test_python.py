@@ -327,7 +327,7 @@ class WorkerTests(unittest.TestCase):
             "stats_interval_ms": 0})
         who = wait_file(os.path.join(self.tmp, "who.json"), p)
         self.assertEqual(who, {"name": "mid", "replica": 0, "inputs": ["x"], "outputs": ["y"],
-                               "fast": warren.FAST})
+                               "fast": warren.FAST, "alive": True})
         self.assertEqual(stop(p), 0)
 
     def test_crash_restart_nothing_lost(self):

@@ -27,6 +27,10 @@
  *                         SIGKILL itself (a new seed every incarnation)
  *   exec-child OUT        attach, ready, run `ls -l /proc/self/fd > OUT` (a child that
  *                         must see no arena fd), run until SIGTERM
+ *   stall MS MARKER       attach, allocate 64 KiB, ready, then beat (wr_worker_alive)
+ *                         every 20 ms; the first incarnation (MARKER absent: it creates
+ *                         it) stops beating after MS ms and spins forever (stuck)
+ *   sem-wait SEM          attach, ready, then block on semaphore SEM until SIGTERM
  */
 #include "internal.h" /* scribble: the arena's layout */
 #include "warren.h"
@@ -256,6 +260,42 @@ int main(int argc, char **argv) {
     int st;
     if (c > 0) waitpid(c, &st, 0);
     return wait_term(w);
+  }
+  if (strcmp(mode, "stall") == 0 && argc > 3) {
+    wr_worker *w = attach();
+    for (int i = 0; i < 64; i++) {
+      void *p;
+      if (wr_alloc(wr_worker_arena(w), 1024, &p)) return 4;
+    }
+    wr_heap_flush(wr_worker_arena(w));
+    int first = open(argv[3], O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (first >= 0) close(first);
+    ready(w);
+    long ms = atol(argv[2]);
+    for (long t = 0; !g_term && (first < 0 || t < ms); t += 20) {
+      wr_worker_alive(w);
+      struct timespec ts = {0, 20000000};
+      nanosleep(&ts, NULL);
+    }
+    if (g_term) return wait_term(w);
+    printf("stalling\n");
+    for (volatile unsigned long spin = 0;; spin++) /* stuck: no heartbeat, ever */
+      ;
+  }
+  if (strcmp(mode, "sem-wait") == 0 && argc > 2) {
+    wr_worker *w = attach();
+    wr_sem *sem;
+    int rc = wr_sem_open(wr_worker_arena(w), argv[2], &sem);
+    if (rc) return fprintf(stderr, "sem: %s\n", wr_strerror(rc)), 5;
+    ready(w);
+    while (!g_term) {
+      rc = wr_sem_acquire(sem, 1, -1);
+      if (rc == 0) wr_sem_release(sem, 1);
+      if (rc && rc != -WR_EINTR) return 6;
+    }
+    wr_sem_close(sem);
+    wr_worker_detach(w);
+    return 0;
   }
   if (strcmp(mode, "ignore-term") == 0) {
     signal(SIGTERM, SIG_IGN);

@@ -99,10 +99,10 @@ class Arena:
         return s.value
 
     def slot_info(self, slot=None):
-        """{slot, incarnation, state, pid, tag} of a slot (default: this one's)."""
+        """{slot, incarnation, state, pid, tag, heartbeat} of a slot (default: this one's)."""
         i = _lib.SlotInfo()
         _lib.check(lib.wr_slot_info_get(self._h, self.slot if slot is None else slot, byref(i)))
-        return {n: getattr(i, n) for n, _ in i._fields_}
+        return {n: getattr(i, n) for n, _ in i._fields_ if n != "pad"}
 
     # ---------------------------------------------------------------- channels
     def create_channel(self, name, capacity=1024, slot_size=256, producers=1, consumers=1,
@@ -239,6 +239,11 @@ class Worker:
     def ready(self):
         """Tell the supervisor this worker is ready (it then starts dependents)."""
         _lib.check(lib.wr_worker_ready(self._h), "ready")
+
+    def alive(self):
+        """Heartbeat for the supervisor's watchdog (`watchdog_s`): call it
+        during a long computation; sends, receives and waits beat by themselves."""
+        lib.wr_worker_alive(self._h)
 
     def close(self):
         """Detach (the channels too). Blocks still owned stay owned until

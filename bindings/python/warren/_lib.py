@@ -88,7 +88,8 @@ class ReclaimReport(ctypes.Structure):
 
 class SlotInfo(ctypes.Structure):
     _fields_ = [("slot", c_uint32), ("incarnation", c_uint32), ("state", c_uint32),
-                ("pid", ctypes.c_int32), ("tag", c_uint32)]
+                ("pid", ctypes.c_int32), ("tag", c_uint32), ("pad", c_uint32),
+                ("heartbeat", c_uint64)]
 
 
 PP = POINTER(c_void_p)
@@ -141,6 +142,7 @@ _PROTOS = {
     "wr_worker_in": (c_int, [c_void_p, c_uint32, PP]),
     "wr_worker_out": (c_int, [c_void_p, c_uint32, PP]),
     "wr_worker_ready": (c_int, [c_void_p]),
+    "wr_worker_alive": (None, [c_void_p]),
     "wr_worker_detach": (None, [c_void_p]),
 }
 for _name, (_res, _args) in _PROTOS.items():
