@@ -2,7 +2,9 @@
  * sync_testlib.h: helpers shared by the synchronisation tests: a fresh
  * arena, worker processes made by fork + wr_slot_claim (optionally armed
  * with a crash point), and the supervisor's side of a death: mark dead,
- * reclaim sync state and heap, release the slot. Header-only (static).
+ * reclaim sync state and heap, release the slot; the two loops every sync
+ * module's tests share (a crash-matrix run, a round of random kills).
+ * Header-only (static); include it after <cmocka.h> (fail_msg).
  */
 #ifndef SYNC_TESTLIB_H
 #define SYNC_TESTLIB_H
@@ -108,6 +110,46 @@ static inline void tl_die(void) {
   kill(getpid(), SIGKILL);
   for (;;)
     pause();
+}
+
+/* SIGKILL a worker; never a pid that would mean a group or init. */
+static inline void tl_kill(pid_t pid) {
+  if (pid > 1) kill(pid, SIGKILL);
+}
+
+/* One crash-matrix run: a worker armed at the hit-th pass of point (none
+ * if point is NULL) runs fn; it is reaped and reclaimed and must have died
+ * of SIGKILL (at the point or by its own tl_die). at receives "point:hit"
+ * or "none", for messages; *permits (if given) what the reclaim gave back. */
+#define TL_AT_MAX 96
+static inline tl_child tl_crash_run(wr_arena *a, const char *point, int hit, char at[TL_AT_MAX],
+                                    int (*fn)(wr_arena *, void *), void *arg, uint64_t *permits) {
+  snprintf(at, TL_AT_MAX, "none");
+  if (point) snprintf(at, TL_AT_MAX, "%s:%d", point, hit);
+  tl_child c = tl_spawn(a, point ? at : NULL, fn, arg);
+  uint64_t back = tl_reap(a, &c);
+  if (permits) *permits = back;
+  if (!tl_killed(&c)) fail_msg("%s: exit %d", at, tl_exit_code(&c));
+  return c;
+}
+
+/* One round of random kills: start n workers running fn, SIGKILL them all
+ * at a random moment (seeded, not an assertion), reap and reclaim them;
+ * each must have died of the kill, not exited. The caller then checks
+ * its invariant. */
+static inline void tl_kill_round(wr_arena *a, int n, int (*fn)(wr_arena *, void *), void *arg,
+                                 unsigned *seed, int round) {
+  tl_child c[8];
+  if (n > 8) abort();
+  for (int i = 0; i < n; i++)
+    c[i] = tl_spawn(a, NULL, fn, arg);
+  usleep(200 + rand_r(seed) % 2000);
+  for (int i = 0; i < n; i++)
+    tl_kill(c[i].pid);
+  for (int i = 0; i < n; i++) {
+    tl_reap(a, &c[i]);
+    if (!tl_killed(&c[i])) fail_msg("round %d: worker exit %d", round, tl_exit_code(&c[i]));
+  }
 }
 
 #endif

@@ -74,7 +74,7 @@ static void test_two_process_cycle(void **state) {
   }
   /* The supervisor breaks it by killing one; the other then gets EOWNERDEAD
    * and proceeds; nothing is left. */
-  kill(A.pid, SIGKILL);
+  tl_kill(A.pid);
   tl_reap(a, &A);
   tl_reap(a, &B);
   assert_int_equal(tl_exit_code(&B), 6);
@@ -108,7 +108,7 @@ static void test_sem_cycle(void **state) {
   tl_child A, B;
   start_cycle(a, worker_sem, &pa, &pb, &A, &B, &cyc);
   assert_int_equal(cyc.kinds[0], WR_KIND_SEM);
-  kill(A.pid, SIGKILL);
+  tl_kill(A.pid);
   assert_int_equal(tl_reap(a, &A), 2); /* its permit of s1, and the one of go */
   tl_reap(a, &B);
   assert_int_equal(tl_exit_code(&B), 6);
@@ -146,7 +146,7 @@ static void test_mvar_cycle(void **state) {
   assert_int_equal(cyc.kinds[0], WR_KIND_MVAR);
   assert_int_equal(cyc.kinds[1], WR_KIND_MVAR);
   /* Killing A puts its box back (A's take is undone): B proceeds. */
-  kill(A.pid, SIGKILL);
+  tl_kill(A.pid);
   tl_reap(a, &A);
   tl_reap(a, &B);
   assert_int_equal(tl_exit_code(&B), 6);

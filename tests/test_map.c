@@ -218,11 +218,8 @@ static void test_crash_matrix(void **state) {
       memset(B, 'B', sizeof B);
       assert_int_equal(wr_map_put(m, "k", 1, A, sizeof A), 0);
       assert_int_equal(wr_array_set(ar, 3, A), 0);
-      char at[96] = "none";
-      if (pts[i]) snprintf(at, sizeof at, "%s:%d", pts[i], hit);
-      tl_child c = tl_spawn(a, pts[i] ? at : NULL, worker_write, NULL);
-      tl_reap(a, &c);
-      if (!tl_killed(&c)) fail_msg("%s: exit %d", at, tl_exit_code(&c));
+      char at[TL_AT_MAX];
+      tl_child c = tl_crash_run(a, pts[i], hit, at, worker_write, NULL, NULL);
       /* Whole values only, and the stripes are usable. */
       int torn = wr_map_get(m, "k", 1, got, sizeof got) != 64 ||
                  (memcmp(got, A, 64) && memcmp(got, B, 64));
@@ -268,16 +265,7 @@ static void test_random_kills(void **state) {
   wr_map *m = mk_map(a, "m", 64, 4);
   unsigned seed = 11;
   for (int round = 0; round < 30; round++) {
-    tl_child c[3];
-    for (int i = 0; i < 3; i++)
-      c[i] = tl_spawn(a, NULL, worker_hammer, NULL);
-    usleep(200 + rand_r(&seed) % 2000); /* a random moment, not an assertion */
-    for (int i = 0; i < 3; i++)
-      kill(c[i].pid, SIGKILL);
-    for (int i = 0; i < 3; i++) {
-      tl_reap(a, &c[i]);
-      if (!tl_killed(&c[i])) fail_msg("round %d: worker exit %d", round, tl_exit_code(&c[i]));
-    }
+    tl_kill_round(a, 3, worker_hammer, NULL, &seed, round);
     int64_t found = 0;
     for (uint32_t k = 0; k < 32; k++) {
       uint8_t v[64];

@@ -292,16 +292,7 @@ static void test_random_kills(void **state) {
   unsigned seed = 5;
   int dead = 0;
   for (int round = 0; round < 30; round++) {
-    tl_child c[3];
-    for (int i = 0; i < 3; i++)
-      c[i] = tl_spawn(a, NULL, worker_pair, &off);
-    usleep(200 + rand_r(&seed) % 2000); /* a random moment, not an assertion */
-    for (int i = 0; i < 3; i++)
-      kill(c[i].pid, SIGKILL);
-    for (int i = 0; i < 3; i++) {
-      tl_reap(a, &c[i]);
-      if (!tl_killed(&c[i])) fail_msg("round %d: worker exit %d", round, tl_exit_code(&c[i]));
-    }
+    tl_kill_round(a, 3, worker_pair, &off, &seed, round);
     int rc = wr_mutex_lock(m, 0);
     if (rc == -WR_EOWNERDEAD) {
       dead++;

@@ -147,11 +147,9 @@ static void test_crash_matrix(void **state) {
       wr_arena *a = tl_arena();
       assert_int_equal(wr_sem_create(a, "s", 5), 0);
       assert_int_equal(wr_sem_create(a, "t", 1), 0);
-      char at[96];
-      if (pts[i]) snprintf(at, sizeof at, "%s:%d", pts[i], hit);
-      tl_child c = tl_spawn(a, pts[i] ? at : NULL, worker_crash, NULL);
-      uint64_t back = tl_reap(a, &c);
-      if (!tl_killed(&c)) fail_msg("%s: exit %d", at, tl_exit_code(&c));
+      char at[TL_AT_MAX];
+      uint64_t back;
+      tl_child c = tl_crash_run(a, pts[i], hit, at, worker_crash, NULL, &back);
       wr_sem *s, *t;
       assert_int_equal(wr_sem_open(a, "s", &s), 0);
       assert_int_equal(wr_sem_open(a, "t", &t), 0);
@@ -159,8 +157,8 @@ static void test_crash_matrix(void **state) {
         crash_row(pts[i], tl_killed(&c), tl_dead_bytes(a, &c),
                   (uint64_t)(labs(5L - wr_sem_value(s)) + labs(1L - wr_sem_value(t))), 0);
       if (wr_sem_value(s) != 5 || wr_sem_value(t) != 1)
-        fail_msg("%s: values %d %d after reclaim (returned %llu)", pts[i] ? at : "none",
-                 wr_sem_value(s), wr_sem_value(t), (unsigned long long)back);
+        fail_msg("%s: values %d %d after reclaim (returned %llu)", at, wr_sem_value(s),
+                 wr_sem_value(t), (unsigned long long)back);
       assert_true(back <= 4);
       /* Reclaim is idempotent. */
       uint64_t again = 9;
@@ -297,16 +295,7 @@ static void test_random_kills(void **state) {
   assert_int_equal(wr_sem_open(a, "t", &t), 0);
   unsigned seed = 42;
   for (int round = 0; round < 30; round++) {
-    tl_child c[3];
-    for (int i = 0; i < 3; i++)
-      c[i] = tl_spawn(a, NULL, worker_hammer, NULL);
-    usleep(200 + rand_r(&seed) % 2000); /* a random moment, not an assertion */
-    for (int i = 0; i < 3; i++)
-      kill(c[i].pid, SIGKILL);
-    for (int i = 0; i < 3; i++) {
-      tl_reap(a, &c[i]);
-      assert_true(tl_killed(&c[i]));
-    }
+    tl_kill_round(a, 3, worker_hammer, NULL, &seed, round);
     if (wr_sem_value(s) != 3 || wr_sem_value(t) != 1)
       fail_msg("round %d: values %d %d", round, wr_sem_value(s), wr_sem_value(t));
   }
