@@ -801,11 +801,8 @@ static bool span_empty(const wr_arena *a, uint32_t p) {
 
 int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim_report *rep) {
   wr_reclaim_report r = {0, 0, 0, 0};
-  if (slot >= WR_MAX_SLOTS) return -WR_EINVAL;
-  struct wr__slot *sl = &a->slots[slot];
-  uint32_t st = atomic_load(&sl->state);
-  if (atomic_load(&sl->incarnation) == incarnation && st != WR_SLOT_DEAD && st != WR_SLOT_FREE)
-    return -WR_EAGAIN;
+  int rc = wr__slot_reclaimable(a, slot, incarnation);
+  if (rc) return rc;
   wr_tag T = wr__tag_worker(slot, incarnation);
 
   page_lock(a);

@@ -258,6 +258,10 @@ static inline void *wr__ptr_checked(const wr_arena *a, uint64_t off, uint64_t le
 
 /* Is (slot, incarnation) of tag t the slot's current, non-dead incarnation? */
 bool wr__worker_tag_live(const wr_arena *a, wr_tag t);
+/* Whether the reclaimers may clean up after incarnation inc of slot: 0 once
+ * it is dead or the slot has moved on, -WR_EAGAIN while it may still run,
+ * -WR_EINVAL for a slot out of range. */
+int wr__slot_reclaimable(const wr_arena *a, uint32_t slot, uint32_t inc);
 
 /* Robust lock helpers: lock returns 0, or 1 when the previous owner died and
  * the caller must repair before wr__robust_unlock (which marks consistent). */
