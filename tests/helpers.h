@@ -74,6 +74,20 @@ static inline void heap_ok(wr_arena *a, wr_heap_usage *u) {
   if (rc != 0) fail_msg("wr_heap_check: %s", why);
 }
 
+/* The heap check passes and no block is left. */
+static inline void heap_empty(wr_arena *a) {
+  wr_heap_usage u;
+  heap_ok(a, &u);
+  if (u.bytes != 0) fail_msg("heap holds %llu bytes, want 0", (unsigned long long)u.bytes);
+}
+
+/* A background worker's end: it must exit 0; then its slot is reclaimed. */
+static inline void worker_join(wr_arena *a, pid_t pid, uint32_t slot, uint32_t inc) {
+  int st = worker_wait(pid);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("worker in slot %u: status 0x%x", slot, st);
+  worker_reclaim(a, slot, inc, NULL);
+}
+
 static inline uint64_t rng_next(uint64_t *s) { /* xorshift64* */
   uint64_t x = *s;
   x ^= x >> 12;

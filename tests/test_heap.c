@@ -43,8 +43,7 @@ static void test_every_size(void **state) {
   assert_int_equal(u.blocks, k);
   assert_int_equal(u.bytes, wr_heap_bytes_owned(a, wr_self_tag(a)));
   for (size_t i = 0; i < k; i++) assert_int_equal(wr_free(a, ptrs[i]), 0);
-  heap_ok(a, &u);
-  assert_int_equal(u.bytes, 0);
+  heap_empty(a);
   wr_arena_detach(a);
 }
 
@@ -307,8 +306,7 @@ static void run_processes(int nprocs) {
   assert_true(st.allocs >= st.frees && st.frees > 1000);
   for (int i = 0; i < nprocs; i++) worker_reclaim(a, 10 + i, inc[i], NULL);
   assert_int_equal(wr_free(a, mb), 0);
-  heap_ok(a, &u);
-  assert_int_equal(u.bytes, 0);
+  heap_empty(a);
   wr_arena_detach(a);
 }
 
@@ -420,13 +418,9 @@ static void test_reclaim_concurrent(void **state) {
     assert_int_equal(wr_name_unbind(a, "root"), 0);
   }
   atomic_store(&b->stop, 1);
-  int st = worker_wait(bpid);
-  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  worker_reclaim(a, 1, binc, NULL);
+  worker_join(a, bpid, 1, binc);
   assert_int_equal(wr_free(a, b), 0);
-  wr_heap_usage u;
-  heap_ok(a, &u);
-  assert_int_equal(u.bytes, 0);
+  heap_empty(a);
   wr_arena_detach(a);
 }
 
