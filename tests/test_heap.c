@@ -64,8 +64,7 @@ static void test_large(void **state) {
   wr_heap_stats_get(a, &st);
   assert_int_equal(st.pages_in_use, 0);
   assert_true(st.pages_hwm > 0);
-  heap_ok(a, NULL);
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 static void test_realloc_calloc(void **state) {
@@ -89,8 +88,7 @@ static void test_realloc_calloc(void **state) {
   void *q;
   assert_int_equal(wr_calloc(a, SIZE_MAX / 2, 4, &q), -WR_EINVAL);
   assert_int_equal(wr_alloc(a, 0, &q), -WR_EINVAL);
-  heap_ok(a, NULL);
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 static void test_oom(void **state) {
@@ -109,8 +107,7 @@ static void test_oom(void **state) {
   /* Empty spans went back to the page allocator: a large block fits now. */
   assert_int_equal(wr_alloc(a, 1 << 20, &big), 0);
   assert_int_equal(wr_free(a, big), 0);
-  heap_ok(a, NULL);
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 static void test_bad_frees(void **state) {
@@ -129,8 +126,7 @@ static void test_bad_frees(void **state) {
   assert_int_equal(wr_free(a, l), -WR_EINVAL); /* its pages are free now */
   assert_int_equal(wr_free(a, NULL), 0);
   assert_int_equal(wr_block_size(a, &local), 0);
-  heap_ok(a, NULL);
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 /* ---- threads: each thread allocates; half of the frees go to another
@@ -441,8 +437,7 @@ static void test_check_detects(void **state) {
   assert_int_equal(wr_heap_check(a, NULL, why, sizeof why), -WR_ECORRUPT);
   assert_non_null(strstr(why, "pages_in_use"));
   a->hdr->pages_in_use -= 3;
-  heap_ok(a, NULL);
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 int main(void) {

@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "crash_row.h"
-#include "sync_testlib.h"
+#include "helpers.h"
 
 static wr_map *mk_map(wr_arena *a, const char *name, uint32_t cap, uint32_t stripes) {
   wr_map_opts o = {.capacity = cap, .key_max = 16, .value_max = 64, .stripes = stripes};
@@ -64,8 +64,7 @@ static void test_basic(void **state) {
   assert_int_equal(wr_sem_open(a, "m", &s), -WR_EKIND);
   wr_map_close(small);
   wr_map_close(m);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 static int add_one(void *val, uint32_t *len, uint32_t cap, int exists, void *ctx) {
@@ -157,10 +156,10 @@ static void test_blocks(void **state) {
   void *got;
   assert_int_equal(wr_map_get_block(m, "b", 1, &got), 0);
   assert_ptr_equal(got, b1);
-  assert_true(tl_heap_ok(a));
+  heap_ok(a, NULL);
   assert_int_equal(wr_map_put_block(m, "b", 1, b2), 0); /* b1 freed */
   assert_int_equal(wr_heap_bytes_owned(a, wr_self_tag(a)), 0);
-  assert_true(tl_heap_ok(a));
+  heap_ok(a, NULL);
   assert_int_equal(wr_map_put(m, "b", 1, "plain", 5), 0); /* b2 freed */
   wr_heap_usage u;
   assert_int_equal(wr_heap_check(a, &u, NULL, 0), 0);
@@ -233,7 +232,7 @@ static void test_crash_matrix(void **state) {
       if (!tl_heap_ok(a)) fail_msg("%s: heap check", at);
       assert_int_equal(wr_map_put(m, "k", 1, "z", 1), 0);
       assert_int_equal(wr_map_del(m, "blk", 3) == 0 || 1, 1);
-      assert_true(tl_heap_ok(a));
+      heap_ok(a, NULL);
       wr_array_close(ar);
       wr_map_close(m);
       wr_arena_detach(a);

@@ -6,7 +6,7 @@
 #include <cmocka.h>
 
 #include "crash_row.h"
-#include "sync_testlib.h"
+#include "helpers.h"
 
 static int worker_try(wr_arena *a, void *arg) {
   (void)arg;
@@ -117,8 +117,7 @@ static void test_owner_dead(void **state) {
     assert_true(rc == 0 || rc == -WR_EOWNERDEAD);
     assert_int_equal(wr_mutex_unlock(m), 0);
     wr_mutex_close(m);
-    assert_true(tl_heap_ok(a));
-    wr_arena_detach(a);
+    arena_done(a);
   }
 }
 
@@ -213,8 +212,7 @@ static void test_rwlock(void **state) {
   assert_int_equal(wr_rwlock_rdlock(rw, 0), 0);
   assert_int_equal(wr_rwlock_unlock(rw), 0);
   wr_rwlock_close(rw);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 /* Writers and readers from several processes: readers never see a torn
@@ -306,8 +304,7 @@ static void test_random_kills(void **state) {
   }
   print_message("owner died holding the mutex in %d of 30 rounds\n", dead);
   wr_mutex_close(m);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 int main(void) {

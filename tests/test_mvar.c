@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "crash_row.h"
-#include "sync_testlib.h"
+#include "helpers.h"
 
 static void test_basic(void **state) {
   (void)state;
@@ -39,8 +39,7 @@ static void test_basic(void **state) {
   assert_int_equal(wr_sem_open(a, "f", &s), -WR_EKIND);
   wr_mvar_close(e);
   wr_mvar_close(f);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 /* Ping-pong: the child takes from "ping" and puts n+1 into "pong". */
@@ -122,8 +121,7 @@ static void test_crash_matrix(void **state) {
         fail_msg("%s: value %.4s... (want %c)", at, got, committed ? 'B' : 'A');
       assert_int_equal(wr_mvar_put(m, got, 64, 0), 0);
       wr_mvar_close(m);
-      assert_true(tl_heap_ok(a));
-      wr_arena_detach(a);
+      arena_done(a);
     }
   }
 }
@@ -162,8 +160,7 @@ static void test_random_kills(void **state) {
     assert_int_equal(wr_mvar_put(m, v, sizeof v, 0), 0);
   }
   wr_mvar_close(m);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 int main(void) {

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "crash_row.h"
-#include "sync_testlib.h"
+#include "helpers.h"
 
 static void test_basic(void **state) {
   (void)state;
@@ -46,8 +46,7 @@ static void test_basic(void **state) {
   assert_int_equal(wr_sem_acquire(z, 1, 1000), -WR_ETIMEDOUT);
   wr_sem_close(z);
   wr_sem_close(s);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 /* --- mutual exclusion and wake-ups under contention ---------------------- */
@@ -90,12 +89,11 @@ static void test_contended(void **state) {
   assert_int_equal(wr_sem_value(s), 1);
   wr_sem_close(s);
   wr_free(a, p);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 /* A waiter blocked forever is woken by another process's release. */
-static int worker_wait(wr_arena *a, void *arg) {
+static int worker_gate(wr_arena *a, void *arg) {
   (void)arg;
   wr_sem *s;
   if (wr_sem_open(a, "gate", &s)) return 2;
@@ -109,7 +107,7 @@ static void test_wake(void **state) {
   assert_int_equal(wr_sem_create(a, "gate", 0), 0);
   wr_sem *s;
   assert_int_equal(wr_sem_open(a, "gate", &s), 0);
-  tl_child c = tl_spawn(a, NULL, worker_wait, NULL);
+  tl_child c = tl_spawn(a, NULL, worker_gate, NULL);
   assert_int_equal(wr_sem_release(s, 1), 0);
   assert_int_equal(wr_sem_release(s, 1), 0);
   /* It exits holding 2 permits: the reclaim returns them. */
@@ -170,8 +168,7 @@ static void test_crash_matrix(void **state) {
       assert_int_equal(wr_sem_release(s, 5), 0);
       wr_sem_close(s);
       wr_sem_close(t);
-      assert_true(tl_heap_ok(a));
-      wr_arena_detach(a);
+      arena_done(a);
     }
   }
 }
@@ -301,8 +298,7 @@ static void test_random_kills(void **state) {
   }
   wr_sem_close(s);
   wr_sem_close(t);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 int main(void) {
