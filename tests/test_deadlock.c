@@ -41,11 +41,14 @@ static int worker(wr_arena *a, void *arg) {
   return 6;
 }
 
-/* Start workers A and B on their plans, wait until both hold their first
- * object ("ready"), send them on to the second ("go"), and poll until the
- * checker reports their two-worker cycle (bounded tries, not a time). */
+/* Create the barrier's semaphores, start workers A and B on their plans,
+ * wait until both hold their first object ("ready"), send them on to the
+ * second ("go"), and poll until the checker reports their two-worker cycle
+ * (bounded tries, not a time). */
 static void start_cycle(wr_arena *a, struct plan *pa, struct plan *pb, tl_child *A, tl_child *B,
                         wr_deadlock *cyc) {
+  assert_int_equal(wr_sem_create(a, "ready", 0), 0);
+  assert_int_equal(wr_sem_create(a, "go", 0), 0);
   *A = tl_spawn(a, NULL, worker, pa);
   *B = tl_spawn(a, NULL, worker, pb);
   wr_sem *ready, *go;
@@ -64,13 +67,21 @@ static void start_cycle(wr_arena *a, struct plan *pa, struct plan *pb, tl_child 
   wr_sem_close(go);
 }
 
+/* The supervisor breaks the cycle by killing A: B then proceeds and exits
+ * 6. Returns the permits A's reclaim gave back. */
+static uint64_t break_cycle(wr_arena *a, tl_child *A, tl_child *B) {
+  tl_kill(A->pid);
+  uint64_t back = tl_reap(a, A);
+  tl_reap(a, B);
+  assert_int_equal(tl_exit_code(B), 6);
+  return back;
+}
+
 static void test_two_process_cycle(void **state) {
   (void)state;
   wr_arena *a = tl_arena();
   assert_int_equal(wr_mutex_create(a, "m1"), 0);
   assert_int_equal(wr_mutex_create(a, "m2"), 0);
-  assert_int_equal(wr_sem_create(a, "ready", 0), 0);
-  assert_int_equal(wr_sem_create(a, "go", 0), 0);
   wr_deadlock cyc;
   assert_int_equal(wr_deadlock_check(a, &cyc), 0);
   struct plan pa = {WR_KIND_MUTEX, "m1", "m2"}, pb = {WR_KIND_MUTEX, "m2", "m1"};
@@ -87,12 +98,7 @@ static void test_two_process_cycle(void **state) {
     assert_int_equal(cyc.objs[i], s == A.slot ? m2 : m1);
     assert_int_not_equal(s, next);
   }
-  /* The supervisor breaks it by killing one; the other then gets EOWNERDEAD
-   * and proceeds; nothing is left. */
-  tl_kill(A.pid);
-  tl_reap(a, &A);
-  tl_reap(a, &B);
-  assert_int_equal(tl_exit_code(&B), 6);
+  break_cycle(a, &A, &B); /* B gets EOWNERDEAD and proceeds; nothing is left */
   assert_int_equal(wr_deadlock_check(a, &cyc), 0);
   arena_done(a);
 }
@@ -104,17 +110,12 @@ static void test_sem_cycle(void **state) {
   wr_arena *a = tl_arena();
   assert_int_equal(wr_sem_create(a, "s1", 1), 0);
   assert_int_equal(wr_sem_create(a, "s2", 1), 0);
-  assert_int_equal(wr_sem_create(a, "ready", 0), 0);
-  assert_int_equal(wr_sem_create(a, "go", 0), 0);
   struct plan pa = {WR_KIND_SEM, "s1", "s2"}, pb = {WR_KIND_SEM, "s2", "s1"};
   wr_deadlock cyc;
   tl_child A, B;
   start_cycle(a, &pa, &pb, &A, &B, &cyc);
   assert_int_equal(cyc.kinds[0], WR_KIND_SEM);
-  tl_kill(A.pid);
-  assert_int_equal(tl_reap(a, &A), 2); /* its permit of s1, and the one of go */
-  tl_reap(a, &B);
-  assert_int_equal(tl_exit_code(&B), 6);
+  assert_int_equal(break_cycle(a, &A, &B), 2); /* its permit of s1, and the one of go */
   wr_arena_detach(a);
 }
 
@@ -125,19 +126,13 @@ static void test_mvar_cycle(void **state) {
   wr_arena *a = tl_arena();
   assert_int_equal(wr_mvar_create(a, "v1", 8, "one", 3), 0);
   assert_int_equal(wr_mvar_create(a, "v2", 8, "two", 3), 0);
-  assert_int_equal(wr_sem_create(a, "ready", 0), 0);
-  assert_int_equal(wr_sem_create(a, "go", 0), 0);
   struct plan pa = {WR_KIND_MVAR, "v1", "v2"}, pb = {WR_KIND_MVAR, "v2", "v1"};
   wr_deadlock cyc;
   tl_child A, B;
   start_cycle(a, &pa, &pb, &A, &B, &cyc);
   assert_int_equal(cyc.kinds[0], WR_KIND_MVAR);
   assert_int_equal(cyc.kinds[1], WR_KIND_MVAR);
-  /* Killing A puts its box back (A's take is undone): B proceeds. */
-  tl_kill(A.pid);
-  tl_reap(a, &A);
-  tl_reap(a, &B);
-  assert_int_equal(tl_exit_code(&B), 6);
+  break_cycle(a, &A, &B); /* A's box goes back (its take is undone): B proceeds */
   wr_arena_detach(a);
 }
 
