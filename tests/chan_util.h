@@ -29,6 +29,7 @@ static inline void *shared_mem(size_t len) {
 static inline pid_t spawn_worker(wr_arena *a, const char *crash, int (*fn)(wr_arena *, void *),
                                  void *arg) {
   pid_t pid = fork();
+  if (pid < 0) abort(); /* never hand -1 to waitpid or kill */
   if (pid != 0) return pid;
   alarm(120);
   if (crash)

@@ -220,6 +220,21 @@ static inline void tl_kill(pid_t pid) {
   if (pid > 1) kill(pid, SIGKILL);
 }
 
+/* Run n workers (n <= 8) on fn(arg) side by side and reap them all; each
+ * must exit 0. Returns the permits their reclaims gave back. */
+static inline uint64_t tl_run_all(wr_arena *a, int n, worker_fn fn, void *arg) {
+  tl_child c[8];
+  uint64_t permits = 0;
+  if (n > 8) abort();
+  for (int i = 0; i < n; i++)
+    c[i] = tl_spawn(a, NULL, fn, arg);
+  for (int i = 0; i < n; i++) {
+    permits += tl_reap(a, &c[i]);
+    if (tl_exit_code(&c[i]) != 0) fail_msg("worker %d: exit %d", i, tl_exit_code(&c[i]));
+  }
+  return permits;
+}
+
 /* One crash-matrix run: a worker armed at the hit-th pass of point (none
  * if point is NULL) runs fn; it is reaped and reclaimed and must have died
  * of SIGKILL (at the point or by its own tl_die). at receives "point:hit"

@@ -120,13 +120,7 @@ static void test_group(void **state) {
   wr_array *ar;
   assert_int_equal(wr_array_open(a, "ar", &ar), 0);
   assert_int_equal(wr_array_len(ar), 100);
-  tl_child c[3];
-  for (int i = 0; i < 3; i++)
-    c[i] = tl_spawn(a, NULL, worker_group2, NULL);
-  for (int i = 0; i < 3; i++) {
-    tl_reap(a, &c[i]);
-    assert_int_equal(tl_exit_code(&c[i]), 0);
-  }
+  tl_run_all(a, 3, worker_group2, NULL);
   uint64_t v = 0;
   assert_int_equal(wr_map_get(m, "ctr", 3, &v, sizeof v), 8);
   assert_int_equal(v, 3 * ROUNDS);

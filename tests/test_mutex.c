@@ -27,9 +27,7 @@ static void test_basic(void **state) {
   assert_int_equal(wr_mutex_open(a, "m", &m), 0);
   assert_int_equal(wr_mutex_lock(m, -1), 0);
   assert_int_equal(wr_mutex_lock(m, -1), -WR_EDEADLK);
-  tl_child c = tl_spawn(a, NULL, worker_try, NULL);
-  tl_reap(a, &c);
-  assert_int_equal(tl_exit_code(&c), 0);
+  tl_run_all(a, 1, worker_try, NULL);
   assert_int_equal(wr_mutex_unlock(m), 0);
   assert_int_equal(wr_mutex_unlock(m), -WR_ENOTOWNER);
   wr_sem *s;
@@ -60,13 +58,7 @@ static void test_contended(void **state) {
   void *p;
   assert_int_equal(wr_calloc(a, 1, 8, &p), 0);
   wr_off_t off = wr_off(a, p);
-  tl_child c[3];
-  for (int i = 0; i < 3; i++)
-    c[i] = tl_spawn(a, NULL, worker_count, &off);
-  for (int i = 0; i < 3; i++) {
-    tl_reap(a, &c[i]);
-    assert_int_equal(tl_exit_code(&c[i]), 0);
-  }
+  tl_run_all(a, 3, worker_count, &off);
   assert_int_equal(*(uint64_t *)p, 3 * ROUNDS);
   wr_arena_detach(a);
 }
@@ -243,13 +235,7 @@ static void test_rwlock_mix(void **state) {
   void *p;
   assert_int_equal(wr_calloc(a, 2, 8, &p), 0);
   wr_off_t off = wr_off(a, p);
-  tl_child c[3];
-  for (int i = 0; i < 3; i++)
-    c[i] = tl_spawn(a, NULL, worker_rw_mix, &off);
-  for (int i = 0; i < 3; i++) {
-    tl_reap(a, &c[i]);
-    assert_int_equal(tl_exit_code(&c[i]), 0);
-  }
+  tl_run_all(a, 3, worker_rw_mix, &off);
   assert_int_equal(((uint64_t *)p)[0], 3 * 500);
   assert_int_equal(((uint64_t *)p)[1], 3 * 500);
   wr_arena_detach(a);

@@ -76,13 +76,7 @@ static void test_contended(void **state) {
   void *p;
   assert_int_equal(wr_calloc(a, 1, 8, &p), 0);
   wr_off_t off = wr_off(a, p);
-  tl_child c[3];
-  for (int i = 0; i < 3; i++)
-    c[i] = tl_spawn(a, NULL, worker_count, &off);
-  for (int i = 0; i < 3; i++) {
-    assert_int_equal(tl_reap(a, &c[i]), 0);
-    assert_int_equal(tl_exit_code(&c[i]), 0);
-  }
+  assert_int_equal(tl_run_all(a, 3, worker_count, &off), 0);
   assert_int_equal(*(uint64_t *)p, 3 * ROUNDS);
   wr_sem *s;
   assert_int_equal(wr_sem_open(a, "lock", &s), 0);
@@ -259,7 +253,7 @@ static void test_signal_interrupt(void **state) {
   assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
   tl_child c = tl_spawn(a, NULL, worker_interrupted, NULL);
   assert_int_equal(wr_sem_acquire(ready, 1, -1), 0);
-  kill(c.pid, SIGUSR1);
+  if (c.pid > 1) kill(c.pid, SIGUSR1);
   tl_reap(a, &c);
   assert_int_equal(tl_exit_code(&c), 0);
   wr_sem_close(ready);
