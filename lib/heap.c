@@ -138,14 +138,7 @@ static inline uint64_t large_bytes(const struct wr__span *s) {
 
 static void page_map_repair(wr_arena *a);
 
-static void page_lock(wr_arena *a) {
-  pthread_mutex_t *m = &a->hdr->page_lock.m;
-  if (a->slot == 0 ? wr__robust_lock_bounded(m, WR__LOCK_PATIENCE_NS) : wr__robust_lock(m)) {
-    page_map_repair(a);
-    wr__robust_unlock(&a->hdr->page_lock.m, true);
-    page_lock(a);
-  }
-}
+static void page_lock(wr_arena *a) { wr__arena_lock(a, &a->hdr->page_lock.m, page_map_repair); }
 static void page_unlock(wr_arena *a) { wr__robust_unlock(&a->hdr->page_lock.m, false); }
 
 /* Return pages [p, p+n) to the free state. Head first: once the head is

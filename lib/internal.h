@@ -277,6 +277,10 @@ int wr__robust_lock_bounded(pthread_mutex_t *m, int64_t patience_ns);
 #define WR__LOCK_PATIENCE_NS 1000000000ll
 #endif
 void wr__robust_unlock(pthread_mutex_t *m, bool repaired);
+/* Take one of the arena's own locks (page_lock, dir_lock): robust, bounded
+ * for the supervisor (slot 0); when its holder died, run repair, mark it
+ * consistent and take it again. Unlock with wr__robust_unlock(m, false). */
+void wr__arena_lock(wr_arena *a, pthread_mutex_t *m, void (*repair)(wr_arena *a));
 
 /* arena.c, for backend.c */
 int wr__handle_new(int fd, uint64_t size, int creator, wr_arena **out);
