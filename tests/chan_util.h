@@ -1,12 +1,13 @@
 /*
  * chan_util.h: helpers shared by the channel tests (test_chan.c,
- * test_chan_crash.c): fork a worker process that claims a slot, reap it
- * the way the supervisor does (mark dead, reclaim, release), and the record
- * pattern both ends check.
+ * test_chan_crash.c), on top of helpers.h: fork a worker process that
+ * claims a slot, reap it the way the supervisor does (mark dead, reclaim
+ * channel state and heap, release), and the record pattern both ends check.
  */
 #ifndef WR_TEST_CHAN_UTIL_H
 #define WR_TEST_CHAN_UTIL_H
 
+#include "helpers.h"
 #include "internal.h"
 
 #include <signal.h>

@@ -13,7 +13,7 @@
  *   state and heap. tl_crash_run and tl_kill_round are the two loops every
  *   sync module's tests share: one crash-matrix run, one round of random
  *   kills.
- * Channel tests have their own spawner in chan_util.h (channel reclaim).
+ * Channel tests add their own spawner in chan_util.h (channel reclaim).
  */
 #ifndef WARREN_TEST_HELPERS_H
 #define WARREN_TEST_HELPERS_H
@@ -85,6 +85,13 @@ static inline void heap_ok(wr_arena *a, wr_heap_usage *u) {
   char why[256];
   int rc = wr_heap_check(a, u, why, sizeof why);
   if (rc != 0) fail_msg("wr_heap_check: %s", why);
+}
+
+/* The heap check passes: the bytes allocated. */
+static inline uint64_t heap_bytes(wr_arena *a) {
+  wr_heap_usage u;
+  heap_ok(a, &u);
+  return u.bytes;
 }
 
 /* The end of a test: the heap invariant holds; detach. */

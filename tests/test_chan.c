@@ -35,14 +35,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static uint64_t heap_bytes(wr_arena *a) {
-  wr_heap_usage u;
-  char why[256];
-  int rc = wr_heap_check(a, &u, why, sizeof why);
-  if (rc) fail_msg("wr_heap_check: %s", why);
-  return u.bytes;
-}
-
 /* Wait for a child and return its exit status (or 128 + signal), then reap
  * its slot as the supervisor would. */
 static int join(wr_arena *a, pid_t pid, uint64_t *redelivered) {
