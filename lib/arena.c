@@ -107,6 +107,13 @@ void wr__robust_unlock(pthread_mutex_t *m, bool repaired) {
   pthread_mutex_unlock(m);
 }
 
+void wr__arena_lock(wr_arena *a, pthread_mutex_t *m, void (*repair)(wr_arena *a)) {
+  while (a->slot == 0 ? wr__robust_lock_bounded(m, WR__LOCK_PATIENCE_NS) : wr__robust_lock(m)) {
+    repair(a);
+    wr__robust_unlock(m, true);
+  }
+}
+
 /* Fill the handle's region pointers from a validated header. */
 void wr__handle_map(wr_arena *a) {
   struct wr__header *h = a->hdr;

@@ -1040,6 +1040,23 @@ static bool lane_owns(const wr_arena *a, uint32_t j, wr_off_t off) {
   return false;
 }
 
+/* The next channel bound at directory entry *e or later: its name copied
+ * out (NUL-terminated), *e moved past it. 0 when there is none left. */
+static int next_chan(wr_arena *a, uint32_t *e, char name[WR_NAME_MAX]) {
+  for (; *e < WR__DIR_ENTRIES; (*e)++) {
+    const struct wr__dir_entry *d = &a->dir[*e];
+    /* pairs with the release store of BOUND in wr_name_bind */
+    if (atomic_load_explicit(&d->state, memory_order_acquire) != WR__DIR_BOUND ||
+        d->kind != WR_KIND_CHAN)
+      continue;
+    memcpy(name, d->name, WR_NAME_MAX);
+    name[WR_NAME_MAX - 1] = 0;
+    (*e)++;
+    return 1;
+  }
+  return 0;
+}
+
 #define FAIL(...)                                \
   do {                                           \
     if (why) snprintf(why, whylen, __VA_ARGS__); \
@@ -1050,15 +1067,8 @@ int wr_chan_check(wr_arena *a, char *why, size_t whylen) {
   wr__lane_owns_hook = lane_owns;
   if (why && whylen) why[0] = 0;
   /* every channel's lane table names registered lanes that point back */
-  for (uint32_t e = 0; e < WR__DIR_ENTRIES; e++) {
-    const struct wr__dir_entry *d = &a->dir[e];
-    /* pairs with the release store of BOUND in wr_name_bind */
-    if (atomic_load_explicit(&d->state, memory_order_acquire) != WR__DIR_BOUND ||
-        d->kind != WR_KIND_CHAN)
-      continue;
-    char name[WR_NAME_MAX];
-    memcpy(name, d->name, sizeof name);
-    name[WR_NAME_MAX - 1] = 0;
+  char name[WR_NAME_MAX];
+  for (uint32_t e = 0; next_chan(a, &e, name);) {
     struct wr__chan *ch;
     uint64_t doff;
     if (chan_get(a, name, &ch, &doff)) FAIL("channel '%s': bad descriptor", name);
@@ -1136,15 +1146,8 @@ int wr_chan_stats(wr_arena *a, const char *name, wr_lane_stats *out, size_t max)
 
 int wr_chan_foreach(wr_arena *a, int (*fn)(const char *, const wr_chan_opts *, void *),
                     void *ctx) {
-  for (uint32_t e = 0; e < WR__DIR_ENTRIES; e++) {
-    const struct wr__dir_entry *d = &a->dir[e];
-    /* pairs with the release store of BOUND in wr_name_bind */
-    if (atomic_load_explicit(&d->state, memory_order_acquire) != WR__DIR_BOUND ||
-        d->kind != WR_KIND_CHAN)
-      continue;
-    char name[WR_NAME_MAX];
-    memcpy(name, d->name, sizeof name);
-    name[WR_NAME_MAX - 1] = 0;
+  char name[WR_NAME_MAX];
+  for (uint32_t e = 0; next_chan(a, &e, name);) {
     struct wr__chan *ch;
     if (chan_get(a, name, &ch, NULL)) continue;
     wr_chan_opts o = {ch->capacity, ch->slot_size, ch->producers, ch->consumers, ch->flags};

@@ -138,14 +138,7 @@ static inline uint64_t large_bytes(const struct wr__span *s) {
 
 static void page_map_repair(wr_arena *a);
 
-static void page_lock(wr_arena *a) {
-  pthread_mutex_t *m = &a->hdr->page_lock.m;
-  if (a->slot == 0 ? wr__robust_lock_bounded(m, WR__LOCK_PATIENCE_NS) : wr__robust_lock(m)) {
-    page_map_repair(a);
-    wr__robust_unlock(&a->hdr->page_lock.m, true);
-    page_lock(a);
-  }
-}
+static void page_lock(wr_arena *a) { wr__arena_lock(a, &a->hdr->page_lock.m, page_map_repair); }
 static void page_unlock(wr_arena *a) { wr__robust_unlock(&a->hdr->page_lock.m, false); }
 
 /* Return pages [p, p+n) to the free state. Head first: once the head is
@@ -801,11 +794,8 @@ static bool span_empty(const wr_arena *a, uint32_t p) {
 
 int wr_heap_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, wr_reclaim_report *rep) {
   wr_reclaim_report r = {0, 0, 0, 0};
-  if (slot >= WR_MAX_SLOTS) return -WR_EINVAL;
-  struct wr__slot *sl = &a->slots[slot];
-  uint32_t st = atomic_load(&sl->state);
-  if (atomic_load(&sl->incarnation) == incarnation && st != WR_SLOT_DEAD && st != WR_SLOT_FREE)
-    return -WR_EAGAIN;
+  int rc = wr__slot_reclaimable(a, slot, incarnation);
+  if (rc) return rc;
   wr_tag T = wr__tag_worker(slot, incarnation);
 
   page_lock(a);

@@ -281,6 +281,10 @@ static inline void *wr__obj_checked(const wr_arena *a, uint64_t off, uint64_t le
 
 /* Is (slot, incarnation) of tag t the slot's current, non-dead incarnation? */
 bool wr__worker_tag_live(const wr_arena *a, wr_tag t);
+/* Whether the reclaimers may clean up after incarnation inc of slot: 0 once
+ * it is dead or the slot has moved on, -WR_EAGAIN while it may still run,
+ * -WR_EINVAL for a slot out of range. */
+int wr__slot_reclaimable(const wr_arena *a, uint32_t slot, uint32_t inc);
 
 /* Robust lock helpers: lock returns 0, or 1 when the previous owner died and
  * the caller must repair before wr__robust_unlock (which marks consistent). */
@@ -296,6 +300,10 @@ int wr__robust_lock_bounded(pthread_mutex_t *m, int64_t patience_ns);
 #define WR__LOCK_PATIENCE_NS 1000000000ll
 #endif
 void wr__robust_unlock(pthread_mutex_t *m, bool repaired);
+/* Take one of the arena's own locks (page_lock, dir_lock): robust, bounded
+ * for the supervisor (slot 0); when its holder died, run repair, mark it
+ * consistent and take it again. Unlock with wr__robust_unlock(m, false). */
+void wr__arena_lock(wr_arena *a, pthread_mutex_t *m, void (*repair)(wr_arena *a));
 
 /* arena.c, for backend.c */
 int wr__handle_new(int fd, uint64_t size, int creator, wr_arena **out);

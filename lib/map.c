@@ -223,6 +223,23 @@ static int64_t probe(struct wr__map *m, uint32_t s, uint32_t hash, const void *k
   return -1;
 }
 
+/* Lock key's stripe and probe it: *st the stripe, *hash the key's hash,
+ * *i its slot or -1, *fr as probe's. 0 with the stripe locked, else an
+ * error with nothing held. */
+static int lock_key(struct wr__handle *h, const void *key, size_t klen, struct wr__stripe **st,
+                    uint32_t *hash, int64_t *i, int64_t *fr) {
+  struct wr__map *m = h->obj;
+  if (klen == 0 || klen > m->key_max) return -WR_EMSGSIZE;
+  uint64_t hv = hash_bytes(key, klen);
+  uint32_t s = (uint32_t)(hv % m->nstripes);
+  *hash = (uint32_t)(hv >> 32);
+  *st = stripe(m, s);
+  int rc = stripe_lock(h, *st);
+  if (rc) return rc;
+  *i = probe(m, s, *hash, key, klen, fr);
+  return 0;
+}
+
 static inline struct wr__mslot *mslot(struct wr__map *m, int64_t i) {
   return (struct wr__mslot *)slot_at(m, (uint32_t)i);
 }
@@ -255,13 +272,12 @@ static int map_write(wr_map *mh, const void *key, size_t klen, const void *val, 
   wr_arena *a = h->a;
   struct wr__map *m = h->obj;
   if (!a->tag) return -WR_EINVAL;
-  if (klen == 0 || klen > m->key_max || vlen > m->value_max) return -WR_EMSGSIZE;
-  uint64_t hv = hash_bytes(key, klen);
-  uint32_t s = (uint32_t)(hv % m->nstripes), hash = (uint32_t)(hv >> 32);
-  struct wr__stripe *st = stripe(m, s);
-  int rc = stripe_lock(h, st);
+  if (vlen > m->value_max) return -WR_EMSGSIZE;
+  struct wr__stripe *st;
+  uint32_t hash;
+  int64_t i, fr;
+  int rc = lock_key(h, key, klen, &st, &hash, &i, &fr);
   if (rc) return rc;
-  int64_t fr, i = probe(m, s, hash, key, klen, &fr);
   if (!val && i < 0) {
     stripe_unlock(st);
     return -WR_ENOENT;
@@ -327,13 +343,11 @@ int wr_map_put_block(wr_map *mh, const void *key, size_t klen, void *block) {
 static int map_read(wr_map *mh, const void *key, size_t klen, void *buf, size_t cap, void **block) {
   struct wr__handle *h = &mh->h;
   struct wr__map *m = h->obj;
-  if (klen == 0 || klen > m->key_max) return -WR_EMSGSIZE;
-  uint64_t hv = hash_bytes(key, klen);
-  uint32_t s = (uint32_t)(hv % m->nstripes), hash = (uint32_t)(hv >> 32);
-  struct wr__stripe *st = stripe(m, s);
-  int rc = stripe_lock(h, st);
+  struct wr__stripe *st;
+  uint32_t hash;
+  int64_t i, fr;
+  int rc = lock_key(h, key, klen, &st, &hash, &i, &fr);
   if (rc) return rc;
-  int64_t fr, i = probe(m, s, hash, key, klen, &fr);
   if (i < 0) {
     rc = -WR_ENOENT;
   } else if (block) {
@@ -362,13 +376,11 @@ int wr_map_group(wr_map *mh, const void *key, size_t klen, wr_map_fn fn, void *c
   struct wr__handle *h = &mh->h;
   struct wr__map *m = h->obj;
   if (!h->a->tag) return -WR_EINVAL;
-  if (klen == 0 || klen > m->key_max) return -WR_EMSGSIZE;
-  uint64_t hv = hash_bytes(key, klen);
-  uint32_t s = (uint32_t)(hv % m->nstripes), hash = (uint32_t)(hv >> 32);
-  struct wr__stripe *st = stripe(m, s);
-  int rc = stripe_lock(h, st);
+  struct wr__stripe *st;
+  uint32_t hash;
+  int64_t i, fr;
+  int rc = lock_key(h, key, klen, &st, &hash, &i, &fr);
   if (rc) return rc;
-  int64_t fr, i = probe(m, s, hash, key, klen, &fr);
   if (i < 0 && fr < 0) {
     stripe_unlock(st);
     return -WR_ENOMEM;

@@ -49,9 +49,6 @@ struct wr_mvar {
   struct wr__handle h;
 };
 
-static inline uint32_t lo(uint64_t w) { return (uint32_t)w; }
-static inline uint32_t hi(uint64_t w) { return (uint32_t)(w >> 32); }
-static inline uint64_t mk(uint32_t l, uint32_t h) { return (uint64_t)h << 32 | l; }
 static inline uint32_t st_cur(uint32_t st, uint32_t cur) { return st | cur << 2; }
 
 struct mv_init {
@@ -102,12 +99,12 @@ static inline uint8_t *buf_of(struct wr__mvar *m, uint32_t size, uint32_t c) {
 /* Wait while the state is `st` (EMPTY or FULL): set the waiters bit, sleep. */
 static int mv_wait(wr_mvar *mh, uint64_t w, struct wr__waiter *wt, int64_t timeout_ns) {
   struct wr__mvar *m = mh->h.obj;
-  if (!(lo(w) & MV_W)) {
+  if (!(wr__lo(w) & MV_W)) {
     if (!atomic_compare_exchange_strong(&m->word, &w, w | MV_W)) return 0;
     w |= MV_W;
   }
   wr__wait_mark(mh->h.a, mh->h.off, WR_KIND_MVAR);
-  int rc = wr__sync_wait(wt, timeout_ns, wr__lo32(&m->word), lo(w));
+  int rc = wr__sync_wait(wt, timeout_ns, wr__lo32(&m->word), wr__lo(w));
   wr__wait_clear(mh->h.a);
   return rc;
 }
@@ -120,20 +117,20 @@ int wr_mvar_take(wr_mvar *mh, void *buf, size_t cap, int64_t timeout_ns) {
   struct wr__waiter wt = {.started = false};
   for (;;) {
     uint64_t w = atomic_load_explicit(&m->word, memory_order_acquire);
-    uint32_t l = lo(w), c = MV_CUR(l);
+    uint32_t l = wr__lo(w), c = MV_CUR(l);
     if (MV_STATE(l) == MV_FULL) {
       uint32_t len = m->len[c];
       if (len > size) return -WR_ECORRUPT;
       if (len > cap) return -WR_EMSGSIZE;
       /* seq_cst; pairs with the release store that committed the put */
       if (!atomic_compare_exchange_weak(&m->word, &w,
-                                        mk(st_cur(MV_TAKING, c) | (l & MV_W), a->tag)))
+                                        wr__mk(st_cur(MV_TAKING, c) | (l & MV_W), a->tag)))
         continue;
       WR_CRASH_POINT(MVAR_TAKE_AFTER_LOCK);
       memcpy(buf, buf_of(m, size, c), len);
       WR_CRASH_POINT(MVAR_TAKE_AFTER_COPY);
       /* the commit; pairs with the acquire load / CAS of the next op */
-      atomic_store_explicit(&m->word, mk(st_cur(MV_EMPTY, c), a->tag), memory_order_release);
+      atomic_store_explicit(&m->word, wr__mk(st_cur(MV_EMPTY, c), a->tag), memory_order_release);
       WR_CRASH_POINT(MVAR_TAKE_AFTER_COMMIT);
       if (l & MV_W) wr__futex_wake(wr__lo32(&m->word), INT_MAX);
       return (int)len;
@@ -158,7 +155,7 @@ int wr_mvar_put(wr_mvar *mh, const void *data, size_t len, int64_t timeout_ns) {
   struct wr__waiter wt = {.started = false};
   for (;;) {
     uint64_t w = atomic_load_explicit(&m->word, memory_order_acquire);
-    uint32_t l = lo(w), c = MV_CUR(l);
+    uint32_t l = wr__lo(w), c = MV_CUR(l);
     if (MV_STATE(l) == MV_EMPTY) {
       in->obj = mh->h.off;
       in->arg = w;
@@ -166,14 +163,14 @@ int wr_mvar_put(wr_mvar *mh, const void *data, size_t len, int64_t timeout_ns) {
       atomic_store_explicit(&in->op, WR__OP_MVAR_PUT, memory_order_release);
       WR_CRASH_POINT(MVAR_PUT_AFTER_INTENT);
       if (!atomic_compare_exchange_weak(&m->word, &w,
-                                        mk(st_cur(MV_PUTTING, c) | (l & MV_W), a->tag)))
+                                        wr__mk(st_cur(MV_PUTTING, c) | (l & MV_W), a->tag)))
         continue;
       WR_CRASH_POINT(MVAR_PUT_AFTER_LOCK);
       memcpy(buf_of(m, size, c ^ 1), data, len);
       m->len[c ^ 1] = (uint32_t)len;
       WR_CRASH_POINT(MVAR_PUT_AFTER_COPY);
       /* the commit; pairs with the acquire load / CAS of the next take */
-      atomic_store_explicit(&m->word, mk(st_cur(MV_FULL, c ^ 1), 0), memory_order_release);
+      atomic_store_explicit(&m->word, wr__mk(st_cur(MV_FULL, c ^ 1), 0), memory_order_release);
       WR_CRASH_POINT(MVAR_PUT_AFTER_COMMIT);
       atomic_store_explicit(&in->op, WR__OP_NONE, memory_order_release);
       if (l & MV_W) wr__futex_wake(wr__lo32(&m->word), INT_MAX);
@@ -198,18 +195,18 @@ void wr__mvar_reclaim(wr_arena *a, uint32_t slot, wr_tag T) {
     struct wr__mvar *m = wr__obj_at(a, d, WR_KIND_MVAR, WR__MAGIC_MVAR, sizeof *m, &off);
     if (!m) continue;
     uint64_t w = atomic_load(&m->word);
-    uint32_t l = lo(w), c = MV_CUR(l), st = MV_STATE(l);
-    if (hi(w) != T || st == MV_FULL) continue;
-    uint64_t nw = mk(st_cur(MV_FULL, c), 0); /* TAKING: undone; EMPTY held by T: restored */
+    uint32_t l = wr__lo(w), c = MV_CUR(l), st = MV_STATE(l);
+    if (wr__hi(w) != T || st == MV_FULL) continue;
+    uint64_t nw = wr__mk(st_cur(MV_FULL, c), 0); /* TAKING: undone; EMPTY held by T: restored */
     if (st == MV_PUTTING) {
-      wr_tag h = op == WR__OP_MVAR_PUT && in->obj == off ? hi(in->arg) : 0;
+      wr_tag h = op == WR__OP_MVAR_PUT && in->obj == off ? wr__hi(in->arg) : 0;
       /* Back to empty, held by whoever held it; restored now if that
        * holder is gone (its own reclaim would have found PUTTING). */
-      if (h == 0 || wr__worker_tag_live(a, h)) nw = mk(st_cur(MV_EMPTY, c), h);
+      if (h == 0 || wr__worker_tag_live(a, h)) nw = wr__mk(st_cur(MV_EMPTY, c), h);
     }
     /* Only the dead T's word can be in these states: no CAS race with a
      * live worker, but a waiter may set the waiters bit: CAS. */
-    while (!atomic_compare_exchange_weak(&m->word, &w, nw) && hi(w) == T) {
+    while (!atomic_compare_exchange_weak(&m->word, &w, nw) && wr__hi(w) == T) {
     }
     wr__futex_wake(wr__lo32(&m->word), INT_MAX);
   }
@@ -219,7 +216,7 @@ uint32_t wr__mvar_holders(const wr_arena *a, wr_off_t off, uint32_t *slots, uint
   const struct wr__mvar *m = wr__obj_checked(a, off, sizeof *m);
   if (!m || m->magic != WR__MAGIC_MVAR || n == 0) return 0;
   uint64_t w = atomic_load((_Atomic uint64_t *)&m->word);
-  if (MV_STATE(lo(w)) != MV_EMPTY || WR__TAG_KIND(hi(w)) != WR__TAGK_WORKER) return 0;
-  slots[0] = wr__tag_slot(hi(w));
+  if (MV_STATE(wr__lo(w)) != MV_EMPTY || WR__TAG_KIND(wr__hi(w)) != WR__TAGK_WORKER) return 0;
+  slots[0] = wr__tag_slot(wr__hi(w));
   return 1;
 }

@@ -26,14 +26,7 @@ void wr__dir_repair(wr_arena *a) {
                             memory_order_release);
 }
 
-static void dir_lock(wr_arena *a) {
-  pthread_mutex_t *m = &a->hdr->dir_lock.m;
-  if (a->slot == 0 ? wr__robust_lock_bounded(m, WR__LOCK_PATIENCE_NS) : wr__robust_lock(m)) {
-    wr__dir_repair(a);
-    wr__robust_unlock(&a->hdr->dir_lock.m, true);
-    dir_lock(a);
-  }
-}
+static void dir_lock(wr_arena *a) { wr__arena_lock(a, &a->hdr->dir_lock.m, wr__dir_repair); }
 static void dir_unlock(wr_arena *a) { wr__robust_unlock(&a->hdr->dir_lock.m, false); }
 
 /* Index of the BOUND entry named `name`, or -1. */

@@ -53,10 +53,6 @@ struct wr_sem {
   struct wr__handle h;
 };
 
-static inline uint32_t lo(uint64_t w) { return (uint32_t)w; }
-static inline uint32_t hi(uint64_t w) { return (uint32_t)(w >> 32); }
-static inline uint64_t mk(uint32_t l, uint32_t h) { return (uint64_t)h << 32 | l; }
-
 static void sem_init(void *obj, const void *arg) {
   struct wr__sem *s = obj;
   s->magic = WR__MAGIC_SEM;
@@ -143,7 +139,7 @@ static bool updater_gone(const wr_arena *a, wr_tag H) {
  * own reclaim would (its CAS happened, so a pending change counts) and
  * clear the tag. Idempotent: several may settle the same updater. */
 static void settle_dead_updater(wr_arena *a, struct wr__sem *s, wr_off_t off, uint64_t w) {
-  wr_tag H = hi(w);
+  wr_tag H = wr__hi(w);
   uint32_t slot = wr__tag_slot(H);
   if (WR__TAG_KIND(H) == WR__TAGK_WORKER && slot < WR_MAX_SLOTS &&
       (atomic_load(&a->slots[slot].incarnation) & WR__INC_MASK) == (H & WR__INC_MASK)) {
@@ -155,7 +151,7 @@ static void settle_dead_updater(wr_arena *a, struct wr__sem *s, wr_off_t off, ui
       held_set(&r->held[e], held < 0 ? 0 : (uint32_t)held, 0);
     }
   }
-  atomic_compare_exchange_strong(&s->word, &w, mk(lo(w), 0));
+  atomic_compare_exchange_strong(&s->word, &w, wr__mk(wr__lo(w), 0));
 }
 
 /* The word is locked by another updater: wait for it (two stores away), or
@@ -167,7 +163,8 @@ static void settle_dead_updater(wr_arena *a, struct wr__sem *s, wr_off_t off, ui
 static uint64_t wait_updater(wr_arena *a, struct wr__sem *s, wr_off_t off, uint64_t w,
                              uint32_t *spins, bool bounded) {
   ++*spins;
-  if ((*spins % 64 == 0 && updater_gone(a, hi(w))) || (bounded && *spins >= WR__RECLAIM_PATIENCE))
+  if ((*spins % 64 == 0 && updater_gone(a, wr__hi(w))) ||
+      (bounded && *spins >= WR__RECLAIM_PATIENCE))
     settle_dead_updater(a, s, off, w);
   else
     sched_yield();
@@ -188,33 +185,33 @@ int wr_sem_acquire(wr_sem *sh, uint32_t n, int64_t timeout_ns) {
   uint32_t spins = 0;
   uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
   for (;;) {
-    uint32_t cnt = lo(w) & ~SEM_W;
-    if (hi(w) != 0) { /* an update in progress */
+    uint32_t cnt = wr__lo(w) & ~SEM_W;
+    if (wr__hi(w) != 0) { /* an update in progress */
       w = wait_updater(a, s, sh->h.off, w, &spins, false);
       continue;
     }
     if (cnt >= n) {
       held_set(he, before, (int32_t)n);
       WR_CRASH_POINT(SEM_ACQ_AFTER_PENDING);
-      uint64_t locked = mk(lo(w) - n, a->tag);
+      uint64_t locked = wr__mk(wr__lo(w) - n, a->tag);
       /* the commit; seq_cst (pairs with the waiter's CAS of SEM_W) */
       if (!atomic_compare_exchange_weak(&s->word, &w, locked)) continue;
       WR_CRASH_POINT(SEM_ACQ_AFTER_CAS);
       held_set(he, before + n, 0);
       WR_CRASH_POINT(SEM_ACQ_AFTER_HELD);
       /* pairs with the acquire (CAS) of the next updater */
-      atomic_store_explicit(&s->word, mk(lo(locked), 0), memory_order_release);
+      atomic_store_explicit(&s->word, wr__mk(wr__lo(locked), 0), memory_order_release);
       WR_CRASH_POINT(SEM_ACQ_AFTER_UNLOCK);
       return 0;
     }
     held_set(he, before, 0); /* no change in flight while we wait */
     if (timeout_ns == 0) return -WR_EAGAIN;
-    if (!(lo(w) & SEM_W)) {
+    if (!(wr__lo(w) & SEM_W)) {
       if (!atomic_compare_exchange_weak(&s->word, &w, w | SEM_W)) continue;
       w |= SEM_W;
     }
     wr__wait_mark(a, sh->h.off, WR_KIND_SEM);
-    int rc = wr__sync_wait(&wt, timeout_ns, wr__lo32(&s->word), lo(w));
+    int rc = wr__sync_wait(&wt, timeout_ns, wr__lo32(&s->word), wr__lo(w));
     wr__wait_clear(a);
     if (rc) return rc;
     w = atomic_load_explicit(&s->word, memory_order_relaxed);
@@ -235,38 +232,38 @@ int wr_sem_release(wr_sem *sh, uint32_t n) {
   uint32_t spins = 0;
   uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
   for (;;) {
-    if (hi(w) != 0) {
+    if (wr__hi(w) != 0) {
       w = wait_updater(a, s, sh->h.off, w, &spins, false);
       continue;
     }
-    uint32_t cnt = lo(w) & ~SEM_W;
+    uint32_t cnt = wr__lo(w) & ~SEM_W;
     if (cnt + (uint64_t)n > WR_SEM_MAX) {
       if (he) held_set(he, before, 0);
       return -WR_EOVERFLOW;
     }
     /* The waiters bit is cleared: every waiter is woken below. */
     if (d == 0) { /* a gift: nothing to account, one CAS */
-      if (!atomic_compare_exchange_weak(&s->word, &w, mk(cnt + n, 0))) continue;
+      if (!atomic_compare_exchange_weak(&s->word, &w, wr__mk(cnt + n, 0))) continue;
       break;
     }
     held_set(he, before, -(int32_t)d);
     WR_CRASH_POINT(SEM_REL_AFTER_PENDING);
-    if (!atomic_compare_exchange_weak(&s->word, &w, mk(cnt + n, a->tag))) continue;
+    if (!atomic_compare_exchange_weak(&s->word, &w, wr__mk(cnt + n, a->tag))) continue;
     WR_CRASH_POINT(SEM_REL_AFTER_CAS);
     held_set(he, before - d, 0);
     WR_CRASH_POINT(SEM_REL_AFTER_HELD);
     /* pairs with the acquire (CAS) of the next updater */
-    atomic_store_explicit(&s->word, mk(cnt + n, 0), memory_order_release);
+    atomic_store_explicit(&s->word, wr__mk(cnt + n, 0), memory_order_release);
     WR_CRASH_POINT(SEM_REL_AFTER_UNLOCK);
     break;
   }
-  if (lo(w) & SEM_W) wr__futex_wake(wr__lo32(&s->word), INT_MAX);
+  if (wr__lo(w) & SEM_W) wr__futex_wake(wr__lo32(&s->word), INT_MAX);
   return 0;
 }
 
 int wr_sem_value(const wr_sem *sh) {
   const struct wr__sem *s = sh->h.obj;
-  return (int)(lo(atomic_load(&s->word)) & ~SEM_W);
+  return (int)(wr__lo(atomic_load(&s->word)) & ~SEM_W);
 }
 
 int wr_sem_held(const wr_sem *sh) {
@@ -289,18 +286,18 @@ uint64_t wr__sem_reclaim(wr_arena *a, uint32_t slot, wr_tag T) {
     uint64_t st = e < 0 ? 0 : atomic_load(&r->held[e].state);
     uint64_t w = atomic_load(&s->word);
     /* T's tag in the word: its CAS happened, a pending change counts. */
-    int64_t held = (int64_t)held_count(st) + (hi(w) == T ? held_pending(st) : 0);
+    int64_t held = (int64_t)held_count(st) + (wr__hi(w) == T ? held_pending(st) : 0);
     if (held < 0) held = 0;
     if (held > WR_SEM_MAX) held = WR_SEM_MAX; /* a scribbled record */
     uint32_t spins = 0;
     for (;;) {
-      if (hi(w) != 0 && hi(w) != T) {
+      if (wr__hi(w) != 0 && wr__hi(w) != T) {
         w = wait_updater(a, s, off, w, &spins, true);
         continue;
       }
-      uint64_t cnt = (lo(w) & ~SEM_W) + (uint64_t)held;
+      uint64_t cnt = (wr__lo(w) & ~SEM_W) + (uint64_t)held;
       if (cnt > WR_SEM_MAX) cnt = WR_SEM_MAX;
-      if (atomic_compare_exchange_weak(&s->word, &w, mk((uint32_t)cnt, 0))) break;
+      if (atomic_compare_exchange_weak(&s->word, &w, wr__mk((uint32_t)cnt, 0))) break;
     }
     total += (uint64_t)held;
     if (e >= 0) {
@@ -316,7 +313,8 @@ uint32_t wr__sem_holders(const wr_arena *a, wr_off_t off, uint32_t *slots, uint3
   uint32_t k = 0;
   struct wr__sem *sem = wr__obj_checked(a, off, sizeof *sem);
   /* Permits are available: the waiter is about to proceed, nobody blocks it. */
-  if (!sem || sem->magic != WR__MAGIC_SEM || (lo(atomic_load(&sem->word)) & ~SEM_W) > 0) return 0;
+  if (!sem || sem->magic != WR__MAGIC_SEM || (wr__lo(atomic_load(&sem->word)) & ~SEM_W) > 0)
+    return 0;
   for (uint32_t s = 0; s < WR_MAX_SLOTS && k < n; s++) {
     uint32_t st = atomic_load(&a->slots[s].state);
     if (st != WR_SLOT_LIVE) continue;

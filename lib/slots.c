@@ -106,6 +106,15 @@ int wr_slot_info_get(const wr_arena *a, uint32_t slot, wr_slot_info *info) {
 wr_tag wr_self_tag(const wr_arena *a) { return a->tag; }
 uint32_t wr_self_slot(const wr_arena *a) { return a->slot; }
 
+int wr__slot_reclaimable(const wr_arena *a, uint32_t slot, uint32_t inc) {
+  if (slot >= WR_MAX_SLOTS) return -WR_EINVAL;
+  const struct wr__slot *s = &a->slots[slot];
+  uint32_t st = atomic_load(&s->state);
+  if (atomic_load(&s->incarnation) == inc && st != WR_SLOT_DEAD && st != WR_SLOT_FREE)
+    return -WR_EAGAIN;
+  return 0;
+}
+
 bool wr__worker_tag_live(const wr_arena *a, wr_tag t) {
   if (WR__TAG_KIND(t) != WR__TAGK_WORKER) return false;
   uint32_t slot = wr__tag_slot(t);

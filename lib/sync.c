@@ -88,11 +88,9 @@ int wr__sync_wait(struct wr__waiter *w, int64_t timeout_ns, _Atomic uint32_t *wo
 }
 
 int wr_sync_reclaim(wr_arena *a, uint32_t slot, uint32_t incarnation, uint64_t *permits) {
-  if (slot >= WR_MAX_SLOTS) return -WR_EINVAL;
+  int rc = wr__slot_reclaimable(a, slot, incarnation);
+  if (rc) return rc;
   struct wr__slot *sl = &a->slots[slot];
-  uint32_t st = atomic_load(&sl->state);
-  if (atomic_load(&sl->incarnation) == incarnation && st != WR_SLOT_DEAD && st != WR_SLOT_FREE)
-    return -WR_EAGAIN;
   wr_tag T = wr__tag_worker(slot, incarnation);
   uint64_t n = 0;
   if ((atomic_load(&sl->incarnation) & WR__INC_MASK) == (incarnation & WR__INC_MASK)) {

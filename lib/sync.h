@@ -39,6 +39,10 @@ int wr__sync_wait(struct wr__waiter *w, int64_t timeout_ns, _Atomic uint32_t *wo
 
 /* Low 32 bits of a 64-bit shared word, as a futex word. */
 static inline _Atomic uint32_t *wr__lo32(_Atomic uint64_t *w) { return (_Atomic uint32_t *)w; }
+/* The halves of such a word's value (sem.c, mvar.c), and a value of halves. */
+static inline uint32_t wr__lo(uint64_t w) { return (uint32_t)w; }
+static inline uint32_t wr__hi(uint64_t w) { return (uint32_t)(w >> 32); }
+static inline uint64_t wr__mk(uint32_t l, uint32_t h) { return (uint64_t)h << 32 | l; }
 
 /* ------------------------------------------------------------ slot record */
 

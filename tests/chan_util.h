@@ -1,12 +1,13 @@
 /*
  * chan_util.h: helpers shared by the channel tests (test_chan.c,
- * test_chan_crash.c): fork a worker process that claims a slot, reap it
- * the way the supervisor does (mark dead, reclaim, release), and the record
- * pattern both ends check.
+ * test_chan_crash.c), on top of helpers.h: fork a worker process that
+ * claims a slot, reap it the way the supervisor does (mark dead, reclaim
+ * channel state and heap, release), and the record pattern both ends check.
  */
 #ifndef WR_TEST_CHAN_UTIL_H
 #define WR_TEST_CHAN_UTIL_H
 
+#include "helpers.h"
 #include "internal.h"
 
 #include <signal.h>
@@ -29,6 +30,7 @@ static inline void *shared_mem(size_t len) {
 static inline pid_t spawn_worker(wr_arena *a, const char *crash, int (*fn)(wr_arena *, void *),
                                  void *arg) {
   pid_t pid = fork();
+  if (pid < 0) abort(); /* never hand -1 to waitpid or kill */
   if (pid != 0) return pid;
   alarm(120);
   if (crash)

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "sync_testlib.h"
+#include "helpers.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -153,7 +153,7 @@ static void test_file_round_trip(void **state) {
   /* The next run. */
   assert_int_equal(wr_arena_attach_path(WR_BACKEND_FILE, file, &a), 0);
   assert_int_equal(wr_self_slot(a), 0);
-  assert_true(tl_heap_ok(a));
+  heap_ok(a, NULL);
   assert_int_equal(wr_map_open(a, "words", &m), 0);
   assert_int_equal(wr_map_count(m), 301);
   for (int i = 0; i < 300; i++) {
@@ -179,8 +179,7 @@ static void test_file_round_trip(void **state) {
   void *p;
   assert_int_equal(wr_alloc(a, 100, &p), 0);
   assert_int_equal(wr_free(a, p), 0);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 
   /* Corrupt files are refused with a clear error. */
   int fd = open(file, O_RDWR);

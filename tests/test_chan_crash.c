@@ -41,13 +41,6 @@ static int teardown(void **state) {
   return 0;
 }
 
-static uint64_t heap_bytes(wr_arena *a) {
-  wr_heap_usage u;
-  char why[256];
-  if (wr_heap_check(a, &u, why, sizeof why)) fail_msg("wr_heap_check: %s", why);
-  return u.bytes;
-}
-
 static size_t block_len(uint64_t i) { return 100 + (i * 13) % 4000; }
 
 /* Sends records tail..N-1 (continuing a dead predecessor), then closes. */

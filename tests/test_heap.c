@@ -43,8 +43,7 @@ static void test_every_size(void **state) {
   assert_int_equal(u.blocks, k);
   assert_int_equal(u.bytes, wr_heap_bytes_owned(a, wr_self_tag(a)));
   for (size_t i = 0; i < k; i++) assert_int_equal(wr_free(a, ptrs[i]), 0);
-  heap_ok(a, &u);
-  assert_int_equal(u.bytes, 0);
+  heap_empty(a);
   wr_arena_detach(a);
 }
 
@@ -65,8 +64,7 @@ static void test_large(void **state) {
   wr_heap_stats_get(a, &st);
   assert_int_equal(st.pages_in_use, 0);
   assert_true(st.pages_hwm > 0);
-  heap_ok(a, NULL);
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 static void test_realloc_calloc(void **state) {
@@ -90,8 +88,7 @@ static void test_realloc_calloc(void **state) {
   void *q;
   assert_int_equal(wr_calloc(a, SIZE_MAX / 2, 4, &q), -WR_EINVAL);
   assert_int_equal(wr_alloc(a, 0, &q), -WR_EINVAL);
-  heap_ok(a, NULL);
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 static void test_oom(void **state) {
@@ -110,8 +107,7 @@ static void test_oom(void **state) {
   /* Empty spans went back to the page allocator: a large block fits now. */
   assert_int_equal(wr_alloc(a, 1 << 20, &big), 0);
   assert_int_equal(wr_free(a, big), 0);
-  heap_ok(a, NULL);
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 static void test_bad_frees(void **state) {
@@ -130,8 +126,7 @@ static void test_bad_frees(void **state) {
   assert_int_equal(wr_free(a, l), -WR_EINVAL); /* its pages are free now */
   assert_int_equal(wr_free(a, NULL), 0);
   assert_int_equal(wr_block_size(a, &local), 0);
-  heap_ok(a, NULL);
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 /* ---- threads: each thread allocates; half of the frees go to another
@@ -307,8 +302,7 @@ static void run_processes(int nprocs) {
   assert_true(st.allocs >= st.frees && st.frees > 1000);
   for (int i = 0; i < nprocs; i++) worker_reclaim(a, 10 + i, inc[i], NULL);
   assert_int_equal(wr_free(a, mb), 0);
-  heap_ok(a, &u);
-  assert_int_equal(u.bytes, 0);
+  heap_empty(a);
   wr_arena_detach(a);
 }
 
@@ -420,13 +414,9 @@ static void test_reclaim_concurrent(void **state) {
     assert_int_equal(wr_name_unbind(a, "root"), 0);
   }
   atomic_store(&b->stop, 1);
-  int st = worker_wait(bpid);
-  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  worker_reclaim(a, 1, binc, NULL);
+  worker_join(a, bpid, 1, binc);
   assert_int_equal(wr_free(a, b), 0);
-  wr_heap_usage u;
-  heap_ok(a, &u);
-  assert_int_equal(u.bytes, 0);
+  heap_empty(a);
   wr_arena_detach(a);
 }
 
@@ -447,8 +437,7 @@ static void test_check_detects(void **state) {
   assert_int_equal(wr_heap_check(a, NULL, why, sizeof why), -WR_ECORRUPT);
   assert_non_null(strstr(why, "pages_in_use"));
   a->hdr->pages_in_use -= 3;
-  heap_ok(a, NULL);
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 int main(void) {

@@ -83,6 +83,31 @@ static void survivor_resume(struct ctl *c) {
   while (atomic_load(&c->paused)) usleep(50);
 }
 
+/* The survivor in slot 1, and its ctl block (the heap's only other bytes). */
+struct survivor {
+  struct ctl *c;
+  uint64_t own; /* bytes of c */
+  wr_tag tag;
+  pid_t pid;
+  uint32_t inc;
+};
+
+static void survivor_start(wr_arena *a, struct survivor *s) {
+  assert_int_equal(wr_calloc(a, 1, sizeof *s->c, (void **)&s->c), 0);
+  s->own = wr_block_size(a, s->c);
+  s->pid = worker_fork(a, 1, &s->inc, NULL, survivor_main, s->c);
+  s->tag = wr__tag_worker(1, s->inc);
+}
+
+/* Stop it (it verifies its data on the way out: exit 0), reclaim its slot,
+ * free c: the heap is then empty. */
+static void survivor_stop(wr_arena *a, struct survivor *s) {
+  atomic_store(&s->c->stop, 1);
+  worker_join(a, s->pid, 1, s->inc);
+  assert_int_equal(wr_free(a, s->c), 0);
+  heap_empty(a);
+}
+
 /* ---------------------------------------------------------------- workload */
 
 struct tjob {
@@ -150,8 +175,9 @@ static int workload_main(wr_arena *a, void *argp) {
 
 /* After the dead worker was reclaimed: settle the directory and check that
  * the heap holds exactly `expect_bytes` + the survivor's. */
-static uint64_t settle_and_check(wr_arena *a, uint32_t slot, uint32_t inc, struct ctl *c,
-                                 wr_tag survivor, uint64_t expect_bytes) {
+static uint64_t settle_and_check(wr_arena *a, uint32_t slot, uint32_t inc,
+                                 const struct survivor *sv) {
+  struct ctl *c = sv->c;
   int rc = wr_name_unbind(a, "crash.root");
   assert_true(rc == 0 || rc == -WR_ENOENT);
   rc = wr_name_unbind(a, "crash.tmp");
@@ -160,10 +186,10 @@ static uint64_t settle_and_check(wr_arena *a, uint32_t slot, uint32_t inc, struc
   wr_heap_usage u;
   heap_ok(a, &u);
   uint64_t dead = wr_heap_bytes_owned(a, wr__tag_worker(slot, inc));
-  uint64_t surv = wr_heap_bytes_owned(a, survivor);
+  uint64_t surv = wr_heap_bytes_owned(a, sv->tag);
   survivor_resume(c);
   assert_int_equal(dead, 0);
-  return u.bytes - surv - expect_bytes; /* the caller prints its row, then asserts 0 */
+  return u.bytes - surv - sv->own; /* the caller prints its row, then asserts 0 */
 }
 
 /* A reclaimer killed at its n-th span (holding the page lock): the next
@@ -189,12 +215,9 @@ static void test_crash_matrix(void **state) {
   const char *const *pts = wr_crash_points();
   if (!pts[0]) skip();
   wr_arena *a = make(128 << 20);
-  struct ctl *c;
-  assert_int_equal(wr_calloc(a, 1, sizeof *c, (void **)&c), 0);
-  uint64_t own = wr_block_size(a, c);
-  uint32_t sinc;
-  pid_t spid = worker_fork(a, 1, &sinc, NULL, survivor_main, c);
-  wr_tag stag = wr__tag_worker(1, sinc);
+  struct survivor sv;
+  survivor_start(a, &sv);
+  struct ctl *c = sv.c;
   int points = 0, kills = 0;
   crash_points_list();
   for (int i = 0; pts[i]; i++) {
@@ -215,7 +238,7 @@ static void test_crash_matrix(void **state) {
         fail_msg("workload failed at step %d under %s", WEXITSTATUS(st), spec);
       row_kills += WIFSIGNALED(st);
       worker_reclaim(a, 2, inc, NULL);
-      leaked += settle_and_check(a, 2, inc, c, stag, own);
+      leaked += settle_and_check(a, 2, inc, &sv);
     }
     kills += row_kills;
     crash_row(pts[i], row_kills, leaked, 0, 0);
@@ -232,7 +255,7 @@ static void test_crash_matrix(void **state) {
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("workload failed: 0x%x", st);
     row_kills += reclaim_killed(a, 2, inc, nth);
     worker_reclaim(a, 2, inc, NULL);
-    leaked += settle_and_check(a, 2, inc, c, stag, own);
+    leaked += settle_and_check(a, 2, inc, &sv);
   }
   crash_row("heap.reclaim.mid", row_kills, leaked, 0, 0);
   assert_int_equal(row_kills, 3);
@@ -241,16 +264,8 @@ static void test_crash_matrix(void **state) {
   kills += row_kills;
   printf("%d crash points, %d kills, 0 bytes leaked\n", points, kills);
   assert_true(points >= 16);
-  atomic_store(&c->stop, 1);
-  int st = worker_wait(spid);
-  assert_true(WIFEXITED(st));
-  assert_int_equal(WEXITSTATUS(st), 0);
   assert_true(atomic_load(&c->ops) > 0);
-  worker_reclaim(a, 1, sinc, NULL);
-  assert_int_equal(wr_free(a, c), 0);
-  wr_heap_usage u;
-  heap_ok(a, &u);
-  assert_int_equal(u.bytes, 0);
+  survivor_stop(a, &sv);
   wr_arena_detach(a);
 }
 
@@ -297,12 +312,9 @@ static int random_main(wr_arena *a, void *argp) {
 
 static void test_random_kills(void **state) {
   wr_arena *a = make(256 << 20);
-  struct ctl *c;
-  assert_int_equal(wr_calloc(a, 1, sizeof *c, (void **)&c), 0);
-  uint64_t own = wr_block_size(a, c);
-  uint32_t sinc;
-  pid_t spid = worker_fork(a, 1, &sinc, NULL, survivor_main, c);
-  wr_tag stag = wr__tag_worker(1, sinc);
+  struct survivor sv;
+  survivor_start(a, &sv);
+  struct ctl *c = sv.c;
   uint64_t rng = 12345;
   int rounds = 40;
   for (int round = 0; round < rounds; round++) {
@@ -320,7 +332,7 @@ static void test_random_kills(void **state) {
     wr_slot_info si;
     wr_slot_info_get(a, 2, &si);
     if (si.state != WR_SLOT_LIVE) fail_msg("round %d: slot 2 state %u before kill", round, si.state);
-    kill(pid, SIGKILL);
+    if (pid > 1) kill(pid, SIGKILL);
     int st = worker_wait(pid);
     if (!WIFSIGNALED(st)) fail_msg("random worker exited by itself: 0x%x", st);
     worker_reclaim(a, 2, inc, NULL);
@@ -332,16 +344,9 @@ static void test_random_kills(void **state) {
         int rc = wr_name_unbind(a, nm);
         assert_true(rc == 0 || rc == -WR_ENOENT);
       }
-    assert_int_equal(settle_and_check(a, 2, inc, c, stag, own), 0);
+    assert_int_equal(settle_and_check(a, 2, inc, &sv), 0);
   }
-  atomic_store(&c->stop, 1);
-  int st = worker_wait(spid);
-  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  worker_reclaim(a, 1, sinc, NULL);
-  assert_int_equal(wr_free(a, c), 0);
-  wr_heap_usage u;
-  heap_ok(a, &u);
-  assert_int_equal(u.bytes, 0);
+  survivor_stop(a, &sv);
   wr_heap_stats hs;
   wr_heap_stats_get(a, &hs);
   printf("random kills: %d rounds, %llu blocks reclaimed, 0 bytes leaked\n", rounds,

@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "crash_row.h"
-#include "sync_testlib.h"
+#include "helpers.h"
 
 static wr_map *mk_map(wr_arena *a, const char *name, uint32_t cap, uint32_t stripes) {
   wr_map_opts o = {.capacity = cap, .key_max = 16, .value_max = 64, .stripes = stripes};
@@ -64,8 +64,7 @@ static void test_basic(void **state) {
   assert_int_equal(wr_sem_open(a, "m", &s), -WR_EKIND);
   wr_map_close(small);
   wr_map_close(m);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 static int add_one(void *val, uint32_t *len, uint32_t cap, int exists, void *ctx) {
@@ -121,13 +120,7 @@ static void test_group(void **state) {
   wr_array *ar;
   assert_int_equal(wr_array_open(a, "ar", &ar), 0);
   assert_int_equal(wr_array_len(ar), 100);
-  tl_child c[3];
-  for (int i = 0; i < 3; i++)
-    c[i] = tl_spawn(a, NULL, worker_group2, NULL);
-  for (int i = 0; i < 3; i++) {
-    tl_reap(a, &c[i]);
-    assert_int_equal(tl_exit_code(&c[i]), 0);
-  }
+  tl_run_all(a, 3, worker_group2, NULL);
   uint64_t v = 0;
   assert_int_equal(wr_map_get(m, "ctr", 3, &v, sizeof v), 8);
   assert_int_equal(v, 3 * ROUNDS);
@@ -157,10 +150,10 @@ static void test_blocks(void **state) {
   void *got;
   assert_int_equal(wr_map_get_block(m, "b", 1, &got), 0);
   assert_ptr_equal(got, b1);
-  assert_true(tl_heap_ok(a));
+  heap_ok(a, NULL);
   assert_int_equal(wr_map_put_block(m, "b", 1, b2), 0); /* b1 freed */
   assert_int_equal(wr_heap_bytes_owned(a, wr_self_tag(a)), 0);
-  assert_true(tl_heap_ok(a));
+  heap_ok(a, NULL);
   assert_int_equal(wr_map_put(m, "b", 1, "plain", 5), 0); /* b2 freed */
   wr_heap_usage u;
   assert_int_equal(wr_heap_check(a, &u, NULL, 0), 0);
@@ -218,11 +211,8 @@ static void test_crash_matrix(void **state) {
       memset(B, 'B', sizeof B);
       assert_int_equal(wr_map_put(m, "k", 1, A, sizeof A), 0);
       assert_int_equal(wr_array_set(ar, 3, A), 0);
-      char at[96] = "none";
-      if (pts[i]) snprintf(at, sizeof at, "%s:%d", pts[i], hit);
-      tl_child c = tl_spawn(a, pts[i] ? at : NULL, worker_write, NULL);
-      tl_reap(a, &c);
-      if (!tl_killed(&c)) fail_msg("%s: exit %d", at, tl_exit_code(&c));
+      char at[TL_AT_MAX];
+      tl_child c = tl_crash_run(a, pts[i], hit, at, worker_write, NULL, NULL);
       /* Whole values only, and the stripes are usable. */
       int torn = wr_map_get(m, "k", 1, got, sizeof got) != 64 ||
                  (memcmp(got, A, 64) && memcmp(got, B, 64));
@@ -236,7 +226,7 @@ static void test_crash_matrix(void **state) {
       if (!tl_heap_ok(a)) fail_msg("%s: heap check", at);
       assert_int_equal(wr_map_put(m, "k", 1, "z", 1), 0);
       assert_int_equal(wr_map_del(m, "blk", 3) == 0 || 1, 1);
-      assert_true(tl_heap_ok(a));
+      heap_ok(a, NULL);
       wr_array_close(ar);
       wr_map_close(m);
       wr_arena_detach(a);
@@ -268,16 +258,7 @@ static void test_random_kills(void **state) {
   wr_map *m = mk_map(a, "m", 64, 4);
   unsigned seed = 11;
   for (int round = 0; round < 30; round++) {
-    tl_child c[3];
-    for (int i = 0; i < 3; i++)
-      c[i] = tl_spawn(a, NULL, worker_hammer, NULL);
-    usleep(200 + rand_r(&seed) % 2000); /* a random moment, not an assertion */
-    for (int i = 0; i < 3; i++)
-      kill(c[i].pid, SIGKILL);
-    for (int i = 0; i < 3; i++) {
-      tl_reap(a, &c[i]);
-      if (!tl_killed(&c[i])) fail_msg("round %d: worker exit %d", round, tl_exit_code(&c[i]));
-    }
+    tl_kill_round(a, 3, worker_hammer, NULL, &seed, round);
     int64_t found = 0;
     for (uint32_t k = 0; k < 32; k++) {
       uint8_t v[64];

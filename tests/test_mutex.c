@@ -6,7 +6,7 @@
 #include <cmocka.h>
 
 #include "crash_row.h"
-#include "sync_testlib.h"
+#include "helpers.h"
 
 static int worker_try(wr_arena *a, void *arg) {
   (void)arg;
@@ -27,9 +27,7 @@ static void test_basic(void **state) {
   assert_int_equal(wr_mutex_open(a, "m", &m), 0);
   assert_int_equal(wr_mutex_lock(m, -1), 0);
   assert_int_equal(wr_mutex_lock(m, -1), -WR_EDEADLK);
-  tl_child c = tl_spawn(a, NULL, worker_try, NULL);
-  tl_reap(a, &c);
-  assert_int_equal(tl_exit_code(&c), 0);
+  tl_run_all(a, 1, worker_try, NULL);
   assert_int_equal(wr_mutex_unlock(m), 0);
   assert_int_equal(wr_mutex_unlock(m), -WR_ENOTOWNER);
   wr_sem *s;
@@ -60,13 +58,7 @@ static void test_contended(void **state) {
   void *p;
   assert_int_equal(wr_calloc(a, 1, 8, &p), 0);
   wr_off_t off = wr_off(a, p);
-  tl_child c[3];
-  for (int i = 0; i < 3; i++)
-    c[i] = tl_spawn(a, NULL, worker_count, &off);
-  for (int i = 0; i < 3; i++) {
-    tl_reap(a, &c[i]);
-    assert_int_equal(tl_exit_code(&c[i]), 0);
-  }
+  tl_run_all(a, 3, worker_count, &off);
   assert_int_equal(*(uint64_t *)p, 3 * ROUNDS);
   wr_arena_detach(a);
 }
@@ -117,8 +109,7 @@ static void test_owner_dead(void **state) {
     assert_true(rc == 0 || rc == -WR_EOWNERDEAD);
     assert_int_equal(wr_mutex_unlock(m), 0);
     wr_mutex_close(m);
-    assert_true(tl_heap_ok(a));
-    wr_arena_detach(a);
+    arena_done(a);
   }
 }
 
@@ -213,8 +204,7 @@ static void test_rwlock(void **state) {
   assert_int_equal(wr_rwlock_rdlock(rw, 0), 0);
   assert_int_equal(wr_rwlock_unlock(rw), 0);
   wr_rwlock_close(rw);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 /* Writers and readers from several processes: readers never see a torn
@@ -245,13 +235,7 @@ static void test_rwlock_mix(void **state) {
   void *p;
   assert_int_equal(wr_calloc(a, 2, 8, &p), 0);
   wr_off_t off = wr_off(a, p);
-  tl_child c[3];
-  for (int i = 0; i < 3; i++)
-    c[i] = tl_spawn(a, NULL, worker_rw_mix, &off);
-  for (int i = 0; i < 3; i++) {
-    tl_reap(a, &c[i]);
-    assert_int_equal(tl_exit_code(&c[i]), 0);
-  }
+  tl_run_all(a, 3, worker_rw_mix, &off);
   assert_int_equal(((uint64_t *)p)[0], 3 * 500);
   assert_int_equal(((uint64_t *)p)[1], 3 * 500);
   wr_arena_detach(a);
@@ -292,16 +276,7 @@ static void test_random_kills(void **state) {
   unsigned seed = 5;
   int dead = 0;
   for (int round = 0; round < 30; round++) {
-    tl_child c[3];
-    for (int i = 0; i < 3; i++)
-      c[i] = tl_spawn(a, NULL, worker_pair, &off);
-    usleep(200 + rand_r(&seed) % 2000); /* a random moment, not an assertion */
-    for (int i = 0; i < 3; i++)
-      kill(c[i].pid, SIGKILL);
-    for (int i = 0; i < 3; i++) {
-      tl_reap(a, &c[i]);
-      if (!tl_killed(&c[i])) fail_msg("round %d: worker exit %d", round, tl_exit_code(&c[i]));
-    }
+    tl_kill_round(a, 3, worker_pair, &off, &seed, round);
     int rc = wr_mutex_lock(m, 0);
     if (rc == -WR_EOWNERDEAD) {
       dead++;
@@ -315,8 +290,7 @@ static void test_random_kills(void **state) {
   }
   print_message("owner died holding the mutex in %d of 30 rounds\n", dead);
   wr_mutex_close(m);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 int main(void) {

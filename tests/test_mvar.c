@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "crash_row.h"
-#include "sync_testlib.h"
+#include "helpers.h"
 
 static void test_basic(void **state) {
   (void)state;
@@ -39,8 +39,7 @@ static void test_basic(void **state) {
   assert_int_equal(wr_sem_open(a, "f", &s), -WR_EKIND);
   wr_mvar_close(e);
   wr_mvar_close(f);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 /* Ping-pong: the child takes from "ping" and puts n+1 into "pong". */
@@ -107,11 +106,8 @@ static void test_crash_matrix(void **state) {
       memset(A, 'A', sizeof A);
       memset(B, 'B', sizeof B);
       assert_int_equal(wr_mvar_create(a, "m", 64, A, sizeof A), 0);
-      char at[96] = "none";
-      if (pts[i]) snprintf(at, sizeof at, "%s:%d", pts[i], hit);
-      tl_child c = tl_spawn(a, pts[i] ? at : NULL, worker_modify, NULL);
-      tl_reap(a, &c);
-      if (!tl_killed(&c)) fail_msg("%s: exit %d", at, tl_exit_code(&c));
+      char at[TL_AT_MAX];
+      tl_child c = tl_crash_run(a, pts[i], hit, at, worker_modify, NULL, NULL);
       wr_mvar *m;
       assert_int_equal(wr_mvar_open(a, "m", &m), 0);
       /* Full, whole, and the right one: A until the put committed. */
@@ -125,8 +121,7 @@ static void test_crash_matrix(void **state) {
         fail_msg("%s: value %.4s... (want %c)", at, got, committed ? 'B' : 'A');
       assert_int_equal(wr_mvar_put(m, got, 64, 0), 0);
       wr_mvar_close(m);
-      assert_true(tl_heap_ok(a));
-      wr_arena_detach(a);
+      arena_done(a);
     }
   }
 }
@@ -158,24 +153,14 @@ static void test_random_kills(void **state) {
   assert_int_equal(wr_mvar_open(a, "m", &m), 0);
   unsigned seed = 7;
   for (int round = 0; round < 30; round++) {
-    tl_child c[3];
-    for (int i = 0; i < 3; i++)
-      c[i] = tl_spawn(a, NULL, worker_hammer, NULL);
-    usleep(200 + rand_r(&seed) % 2000); /* a random moment, not an assertion */
-    for (int i = 0; i < 3; i++)
-      kill(c[i].pid, SIGKILL);
-    for (int i = 0; i < 3; i++) {
-      tl_reap(a, &c[i]);
-      if (!tl_killed(&c[i])) fail_msg("round %d: worker exit %d", round, tl_exit_code(&c[i]));
-    }
+    tl_kill_round(a, 3, worker_hammer, NULL, &seed, round);
     if (wr_mvar_take(m, v, sizeof v, 0) != 64) fail_msg("round %d: empty", round);
     for (int i = 0; i < 64; i++)
       if (v[i] != v[0]) fail_msg("round %d: torn value", round);
     assert_int_equal(wr_mvar_put(m, v, sizeof v, 0), 0);
   }
   wr_mvar_close(m);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 int main(void) {

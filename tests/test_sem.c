@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "crash_row.h"
-#include "sync_testlib.h"
+#include "helpers.h"
 
 static void test_basic(void **state) {
   (void)state;
@@ -46,8 +46,7 @@ static void test_basic(void **state) {
   assert_int_equal(wr_sem_acquire(z, 1, 1000), -WR_ETIMEDOUT);
   wr_sem_close(z);
   wr_sem_close(s);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 /* --- mutual exclusion and wake-ups under contention ---------------------- */
@@ -77,25 +76,18 @@ static void test_contended(void **state) {
   void *p;
   assert_int_equal(wr_calloc(a, 1, 8, &p), 0);
   wr_off_t off = wr_off(a, p);
-  tl_child c[3];
-  for (int i = 0; i < 3; i++)
-    c[i] = tl_spawn(a, NULL, worker_count, &off);
-  for (int i = 0; i < 3; i++) {
-    assert_int_equal(tl_reap(a, &c[i]), 0);
-    assert_int_equal(tl_exit_code(&c[i]), 0);
-  }
+  assert_int_equal(tl_run_all(a, 3, worker_count, &off), 0);
   assert_int_equal(*(uint64_t *)p, 3 * ROUNDS);
   wr_sem *s;
   assert_int_equal(wr_sem_open(a, "lock", &s), 0);
   assert_int_equal(wr_sem_value(s), 1);
   wr_sem_close(s);
   wr_free(a, p);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 /* A waiter blocked forever is woken by another process's release. */
-static int worker_wait(wr_arena *a, void *arg) {
+static int worker_gate(wr_arena *a, void *arg) {
   (void)arg;
   wr_sem *s;
   if (wr_sem_open(a, "gate", &s)) return 2;
@@ -109,7 +101,7 @@ static void test_wake(void **state) {
   assert_int_equal(wr_sem_create(a, "gate", 0), 0);
   wr_sem *s;
   assert_int_equal(wr_sem_open(a, "gate", &s), 0);
-  tl_child c = tl_spawn(a, NULL, worker_wait, NULL);
+  tl_child c = tl_spawn(a, NULL, worker_gate, NULL);
   assert_int_equal(wr_sem_release(s, 1), 0);
   assert_int_equal(wr_sem_release(s, 1), 0);
   /* It exits holding 2 permits: the reclaim returns them. */
@@ -147,11 +139,9 @@ static void test_crash_matrix(void **state) {
       wr_arena *a = tl_arena();
       assert_int_equal(wr_sem_create(a, "s", 5), 0);
       assert_int_equal(wr_sem_create(a, "t", 1), 0);
-      char at[96];
-      if (pts[i]) snprintf(at, sizeof at, "%s:%d", pts[i], hit);
-      tl_child c = tl_spawn(a, pts[i] ? at : NULL, worker_crash, NULL);
-      uint64_t back = tl_reap(a, &c);
-      if (!tl_killed(&c)) fail_msg("%s: exit %d", at, tl_exit_code(&c));
+      char at[TL_AT_MAX];
+      uint64_t back;
+      tl_child c = tl_crash_run(a, pts[i], hit, at, worker_crash, NULL, &back);
       wr_sem *s, *t;
       assert_int_equal(wr_sem_open(a, "s", &s), 0);
       assert_int_equal(wr_sem_open(a, "t", &t), 0);
@@ -159,8 +149,8 @@ static void test_crash_matrix(void **state) {
         crash_row(pts[i], tl_killed(&c), tl_dead_bytes(a, &c),
                   (uint64_t)(labs(5L - wr_sem_value(s)) + labs(1L - wr_sem_value(t))), 0);
       if (wr_sem_value(s) != 5 || wr_sem_value(t) != 1)
-        fail_msg("%s: values %d %d after reclaim (returned %llu)", pts[i] ? at : "none",
-                 wr_sem_value(s), wr_sem_value(t), (unsigned long long)back);
+        fail_msg("%s: values %d %d after reclaim (returned %llu)", at, wr_sem_value(s),
+                 wr_sem_value(t), (unsigned long long)back);
       assert_true(back <= 4);
       /* Reclaim is idempotent. */
       uint64_t again = 9;
@@ -172,8 +162,7 @@ static void test_crash_matrix(void **state) {
       assert_int_equal(wr_sem_release(s, 5), 0);
       wr_sem_close(s);
       wr_sem_close(t);
-      assert_true(tl_heap_ok(a));
-      wr_arena_detach(a);
+      arena_done(a);
     }
   }
 }
@@ -264,7 +253,7 @@ static void test_signal_interrupt(void **state) {
   assert_int_equal(wr_sem_open(a, "ready", &ready), 0);
   tl_child c = tl_spawn(a, NULL, worker_interrupted, NULL);
   assert_int_equal(wr_sem_acquire(ready, 1, -1), 0);
-  kill(c.pid, SIGUSR1);
+  if (c.pid > 1) kill(c.pid, SIGUSR1);
   tl_reap(a, &c);
   assert_int_equal(tl_exit_code(&c), 0);
   wr_sem_close(ready);
@@ -336,23 +325,13 @@ static void test_random_kills(void **state) {
   assert_int_equal(wr_sem_open(a, "t", &t), 0);
   unsigned seed = 42;
   for (int round = 0; round < 30; round++) {
-    tl_child c[3];
-    for (int i = 0; i < 3; i++)
-      c[i] = tl_spawn(a, NULL, worker_hammer, NULL);
-    usleep(200 + rand_r(&seed) % 2000); /* a random moment, not an assertion */
-    for (int i = 0; i < 3; i++)
-      kill(c[i].pid, SIGKILL);
-    for (int i = 0; i < 3; i++) {
-      tl_reap(a, &c[i]);
-      assert_true(tl_killed(&c[i]));
-    }
+    tl_kill_round(a, 3, worker_hammer, NULL, &seed, round);
     if (wr_sem_value(s) != 3 || wr_sem_value(t) != 1)
       fail_msg("round %d: values %d %d", round, wr_sem_value(s), wr_sem_value(t));
   }
   wr_sem_close(s);
   wr_sem_close(t);
-  assert_true(tl_heap_ok(a));
-  wr_arena_detach(a);
+  arena_done(a);
 }
 
 int main(void) {

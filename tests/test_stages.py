@@ -26,15 +26,7 @@ CONFIGS = os.path.join(ROOT, "configs")
 LICENSES = "/usr/share/common-licenses/*"
 WAIT = 60.0  # upper bound on any run; never an assertion about time
 
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
+from test_supervisor import check, fail  # noqa: E402  (same argv: WARREN WORKER CASE)
 
 
 class Run:
@@ -153,6 +145,17 @@ def need_licenses():
 
 # ------------------------------------------------------------------ cases
 
+def full_table(config):
+    """Run configs/CONFIG with its last stage (top) writing the whole table to
+    table.txt; check the run succeeded; return the table's lines."""
+    with open(os.path.join(CONFIGS, config)) as f:
+        cfg = json.load(f)
+    cfg["workers"][-1]["exec"] = ["warren-worker", "top", "-n", "0", "--out", "table.txt"]
+    r = Run(cfg)
+    check(r.rc == 0, "%s, full table: exit code %s" % (config, r.rc))
+    return top_lines(r.file("table.txt", "r").splitlines())
+
+
 def case_demo():
     """configs/demo.json prints the same top words as tr/sort/uniq -c."""
     need_licenses()
@@ -164,24 +167,14 @@ def case_demo():
     check(any(e.get("event") == "channel.stats" and e.get("channel") == "words"
               for e in r.events), "no channel stats at the end")
     # The whole table, not just its head.
-    with open(os.path.join(CONFIGS, "demo.json")) as f:
-        cfg = json.load(f)
-    cfg["workers"][-1]["exec"] = ["warren-worker", "top", "-n", "0", "--out", "table.txt"]
-    r = Run(cfg)
-    check(r.rc == 0, "full-table run exit code %s" % r.rc)
-    got = top_lines(r.file("table.txt", "r").splitlines())
+    got = full_table("demo.json")
     check(got == want, "demo table (%d keys) != shell table (%d keys)" % (len(got), len(want)))
 
 
 def case_replicas():
     """configs/replicas.json: 2 sources, 3 splitters, 2 keyed counters merged by top."""
     need_licenses()
-    with open(os.path.join(CONFIGS, "replicas.json")) as f:
-        cfg = json.load(f)
-    cfg["workers"][-1]["exec"] = ["warren-worker", "top", "-n", "0", "--out", "table.txt"]
-    r = Run(cfg)
-    check(r.rc == 0, "exit code %s" % r.rc)
-    got = top_lines(r.file("table.txt", "r").splitlines())
+    got = full_table("replicas.json")
     check(got == shell_counts(), "merged table of keyed count replicas != shell table")
 
 

@@ -48,6 +48,23 @@ static void ts(char *buf, size_t len, bool full) {
     buf[len - 1] = 0;
 }
 
+/* The event as one JSON line (ts, level, event, then obj's fields), to sink. */
+static void json_line(const char *t, int level, const char *event, const cJSON *obj,
+                      void (*sink)(const char *, size_t)) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "ts", t);
+  cJSON_AddStringToObject(o, "level", level_names[level]);
+  cJSON_AddStringToObject(o, "event", event);
+  for (const cJSON *it = obj->child; it; it = it->next)
+    cJSON_AddItemToObject(o, it->string, cJSON_Duplicate(it, 1));
+  char *js = cJSON_PrintUnformatted(o);
+  size_t n = strlen(js);
+  js[n] = '\n'; /* overwrite the NUL; cJSON allocated n + 1 bytes */
+  sink(js, n + 1);
+  free(js);
+  cJSON_Delete(o);
+}
+
 void log_event(int level, const char *event, cJSON *obj) {
   char t[40];
   ts(t, sizeof t, g_json);
@@ -55,34 +72,10 @@ void log_event(int level, const char *event, cJSON *obj) {
   if (g_tap && strcmp(event, "worker.output") != 0) {
     char tj[40];
     ts(tj, sizeof tj, true);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "ts", tj);
-    cJSON_AddStringToObject(o, "level", level_names[level]);
-    cJSON_AddStringToObject(o, "event", event);
-    for (cJSON *it = obj->child; it; it = it->next)
-      cJSON_AddItemToObject(o, it->string, cJSON_Duplicate(it, 1));
-    char *js = cJSON_PrintUnformatted(o);
-    size_t n = strlen(js);
-    js[n] = '\n'; /* overwrite the NUL; cJSON allocated n + 1 bytes */
-    g_tap(js, n + 1);
-    free(js);
-    cJSON_Delete(o);
+    json_line(tj, level, event, obj, g_tap);
   }
   if (g_json) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "ts", t);
-    cJSON_AddStringToObject(o, "level", level_names[level]);
-    cJSON_AddStringToObject(o, "event", event);
-    while (obj->child) {
-      cJSON *it = cJSON_DetachItemViaPointer(obj, obj->child);
-      cJSON_AddItemToObject(o, it->string, it);
-    }
-    char *s = cJSON_PrintUnformatted(o);
-    size_t n = strlen(s);
-    s[n] = '\n'; /* overwrite the NUL; cJSON allocated n + 1 bytes */
-    out(s, n + 1);
-    free(s);
-    cJSON_Delete(o);
+    json_line(t, level, event, obj, out);
   } else {
     size_t cap = 1024, n = 0;
     char *line = malloc(cap);
