@@ -25,7 +25,7 @@ cases="$(list cli | sed 's/^/supervisor:/') $(list chaos | sed 's/^/reliability:
 fail=0
 for sc in $cases; do
   script=${sc%%:*} c=${sc#*:}
-  out=$(python3 "$src/tests/test_$script.py" "$wrap" "$build/tests/workers/warren-test-worker" \
+  out=$(WARREN_TEST_WAIT=180 python3 "$src/tests/test_$script.py" "$wrap" "$build/tests/workers/warren-test-worker" \
         "$c" 2>&1)
   rc=$?
   errs=$(cat "$logs"/vg.* 2>/dev/null | grep -c 'ERROR SUMMARY: [1-9]\|definitely lost: [1-9]')
