@@ -158,7 +158,7 @@ struct ktable {
   uint64_t used; /* keys */
   uint32_t cap, key_max, nlanes;
   uint32_t mkey; /* the map's key_max: > key_max (see state.c), a multiple of 8 */
-  char gen; /* 'a' or 'b': the name the table lives under */
+  char gen;      /* 'a' or 'b': the name the table lives under */
 };
 /* Open this instance's table; false if it has none (yet, or any more:
  * see count.c). Keys longer than key_max are an error. */

@@ -26,6 +26,9 @@
  *    old one. Nothing is applied meanwhile, so after a crash in between
  *    the one with more entries is complete (equal: the copy is complete)
  *    and the other is unbound. A heap too small fails with a clear message.
+ *    A map key is never empty: an empty record is counted under a stand-in
+ *    key longer than any real one (the map's key_max is key_max rounded up
+ *    past it, to 8 bytes, which also keeps the values 8-aligned).
  *
  * 2. The progress record of a deterministic per-record transform (map,
  *    STAGE_ONCE; ~p): its outputs go out once even when it dies half-way
