@@ -329,6 +329,19 @@ def case_count_kill():
           (len(got), sum(e.get("received", 0) for e in sent[-2:])))
 
 
+def case_count_heap():
+    """A table larger than the heap: count says so (naming heap.size) and exits 1."""
+    files, _ = word_files(30000, 1)
+    cfg = pipeline(("read", ["file-source", files], 1), ("count", ["count"], 1),
+                   ("top", ["top"], 1), heap="4MiB")
+    cfg["restart"] = {"intensity": 0, "on_give_up": "exit"}  # its failure ends the run
+    r = Run(cfg)
+    check(r.rc == 1, "exit code %s" % r.rc)
+    said = [l for l in r.output("count") if "does not fit the heap" in l]
+    check(said and '"heap": {"size"}' in said[0], "count said %s" % r.output("count"))
+    print(said[0])
+
+
 def case_configs_check():
     """Every config in configs/ and examples/ passes `warren check`."""
     files = sorted(glob.glob(os.path.join(CONFIGS, "*.json")) +
