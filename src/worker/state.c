@@ -186,8 +186,8 @@ static wr_map *kt_create(struct stage_ctx *ctx, struct ktable *t, char gen, uint
   if (rc == -WR_ENOMEM)
     stage_die(ctx, EXIT_FAIL,
               "a table for %llu keys does not fit the heap: raise \"heap\": {\"size\"} in the "
-              "config (each key takes about %u bytes, twice over while the table grows)",
-              (unsigned long long)cap / 2, (unsigned)(2 * (24 + o.key_max + o.value_max)));
+              "config (plan on 4-8 x %u bytes a key)",
+              (unsigned long long)cap / 2, (unsigned)(24 + o.key_max + o.value_max));
   if (rc) stage_die(ctx, EXIT_FAIL, "create table %s: %s", name, wr_strerror(rc));
   wr_map *m = kt_open_gen(ctx, gen);
   if (!m) stage_die(ctx, EXIT_FAIL, "table %s vanished", name);
