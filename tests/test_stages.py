@@ -208,12 +208,12 @@ def leaked(r):
 
 def case_count_chaos():
     """The word count of configs/demo.json and configs/replicas.json (2 sources, 3
-    splitters, 2 keyed count replicas, top) under --chaos, over the licence texts 6
+    splitters, 2 keyed count replicas, top) under --chaos, over the licence texts 20
     times: the table equals the shell's exactly (nothing lost, nothing counted twice)
     however often count and top replicas are killed, and the heap ends at its
     baseline (their tables freed)."""
     need_licenses()
-    files = licences_times(6)
+    files = licences_times(20)
     want = shell_counts(files)
     bases = []
     for name in ("demo.json", "replicas.json"):
@@ -223,9 +223,9 @@ def case_count_chaos():
         cfg["workers"][-1]["exec"] = ["warren-worker", "top", "-n", "0", "--out", "table.txt"]
         bases.append(cfg)
     hits, runs = 0, 0
-    for seed in range(1, 13):  # until count/top were killed several times in all
+    for seed in range(1, 17):  # until count/top were killed several times in all
         cfg = json.loads(json.dumps(bases[seed % 2]))
-        cfg["chaos"] = {"seed": seed, "rate": 12}
+        cfg["chaos"] = {"seed": seed, "rate": 25}
         # workers killed again and again back off quickly: bounded runs
         cfg["restart"] = {"backoff_initial_ms": 10, "backoff_max_ms": 200, "intensity": 100000}
         r = Run(cfg)
