@@ -435,6 +435,27 @@ int64_t wr_map_count(wr_map *mh) {
   return n;
 }
 
+uint32_t wr_map_capacity(const wr_map *mh) { return ((const struct wr__map *)mh->h.obj)->capacity; }
+
+int wr_map_foreach(wr_map *mh, wr_map_each_fn fn, void *ctx) {
+  struct wr__map *m = mh->h.obj;
+  for (uint32_t s = 0; s < m->nstripes; s++) {
+    struct wr__stripe *st = stripe(m, s);
+    int rc = stripe_lock(&mh->h, st);
+    if (rc) return rc;
+    for (uint32_t i = s * m->per_stripe; rc == 0 && i < (s + 1) * m->per_stripe; i++) {
+      struct wr__mslot *sl = mslot(m, i);
+      if (sl->state != SL_FULL || (sl->flags & SL_BLOCK)) continue;
+      uint32_t kl = sl->klen <= m->key_max ? sl->klen : m->key_max; /* as map_read: bounded */
+      uint32_t vl = sl->vlen <= m->value_max ? sl->vlen : m->value_max;
+      rc = fn(sl->kv, kl, sl->kv + m->key_max, vl, ctx);
+    }
+    stripe_unlock(st);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 /* ------------------------------------------------------------ array */
 
 int wr_array_create(wr_arena *a, const char *name, uint32_t n, uint32_t elem_size) {

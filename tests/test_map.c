@@ -278,11 +278,58 @@ static void test_random_kills(void **state) {
   wr_arena_detach(a);
 }
 
+/* wr_map_foreach: each entry once with its key and value; block values left
+ * out; a nonzero return stops the walk and is returned. */
+struct each {
+  int seen, sum, stop_at;
+};
+static int each_fn(const void *key, uint32_t klen, const void *val, uint32_t vlen, void *ctx) {
+  struct each *e = ctx;
+  int k = -1, v = -1;
+  assert_int_equal(klen, sizeof k);
+  assert_int_equal(vlen, sizeof v);
+  memcpy(&k, key, sizeof k);
+  memcpy(&v, val, sizeof v);
+  assert_int_equal(v, k * 3);
+  e->seen++;
+  e->sum += k;
+  return e->seen == e->stop_at ? 7 : 0;
+}
+
+static void test_foreach(void **state) {
+  (void)state;
+  wr_arena *a = tl_arena();
+  wr_map *m = mk_map(a, "m", 256, 8);
+  assert_int_equal(wr_map_capacity(m), 256);
+  struct each e = {0};
+  assert_int_equal(wr_map_foreach(m, each_fn, &e), 0);
+  assert_int_equal(e.seen, 0);
+  for (int i = 0; i < 100; i++) {
+    int v = i * 3;
+    assert_int_equal(wr_map_put(m, &i, sizeof i, &v, sizeof v), 0);
+  }
+  for (int i = 0; i < 100; i += 10)
+    assert_int_equal(wr_map_del(m, &i, sizeof i), 0);
+  void *b;
+  assert_int_equal(wr_alloc(a, 32, &b), 0);
+  assert_int_equal(wr_map_put_block(m, "blk", 3, b), 0);
+  e = (struct each){0};
+  assert_int_equal(wr_map_foreach(m, each_fn, &e), 0);
+  assert_int_equal(e.seen, 90);
+  assert_int_equal(e.sum, 99 * 100 / 2 - (0 + 90) * 10 / 2);
+  e = (struct each){.stop_at = 5};
+  assert_int_equal(wr_map_foreach(m, each_fn, &e), 7);
+  assert_int_equal(e.seen, 5);
+  wr_map_close(m);
+  assert_true(tl_heap_ok(a));
+  wr_arena_detach(a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basic),        cmocka_unit_test(test_group),
       cmocka_unit_test(test_blocks),       cmocka_unit_test(test_crash_matrix),
-      cmocka_unit_test(test_random_kills),
+      cmocka_unit_test(test_random_kills), cmocka_unit_test(test_foreach),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,10 +123,10 @@ def pipeline(*workers, chans=None, slot=256, cap=64, heap="64MiB", sems=None):
     return cfg
 
 
-def shell_counts():
-    """The word table of the licence texts, by a plain shell pipeline."""
+def shell_counts(files=LICENSES):
+    """The word table of the licence texts (or files), by a plain shell pipeline."""
     sh = ("cat %s | tr -cs 'A-Za-z' '\\n' | tr 'A-Z' 'a-z' | grep -v '^$' | sort | uniq -c "
-          "| sort -k1,1nr -k2,2" % LICENSES)
+          "| sort -k1,1nr -k2,2" % files)
     out = subprocess.run(["sh", "-c", sh], env=dict(os.environ, LC_ALL="C"), check=True,
                          stdout=subprocess.PIPE).stdout.decode()
     return [" ".join(l.split()) for l in out.splitlines()]
@@ -176,6 +176,163 @@ def case_replicas():
     need_licenses()
     got = full_table("replicas.json")
     check(got == shell_counts(), "merged table of keyed count replicas != shell table")
+
+
+def licences_times(n):
+    """A directory of 4 files holding the licence texts n times over, and its glob."""
+    d = tempfile.mkdtemp(prefix="warren-stages-in-")
+    text = b"".join(open(f, "rb").read() for f in sorted(glob.glob(LICENSES)))
+    for k in range(4):
+        with open(os.path.join(d, "part%d" % k), "wb") as f:
+            f.write(text * ((n + 3 - k) // 4))
+    return os.path.join(d, "part*")
+
+
+def sanitizer_reports(r):
+    return [e["msg"] for e in r.events if e.get("event") == "worker.output" and
+            ("runtime error" in e.get("msg", "") or "Sanitizer" in e.get("msg", ""))]
+
+
+def leaked(r):
+    heap = [e for e in r.events if e.get("event") == "heap.stats"]
+    check(heap, "no heap.stats at the end")
+    return heap[-1]["bytes"] - heap[-1]["baseline_bytes"]
+
+
+def case_count_chaos():
+    """The word count of configs/demo.json and configs/replicas.json (2 sources, 3
+    splitters, 2 keyed count replicas, top) under --chaos, over the licence texts 20
+    times: the table equals the shell's exactly (nothing lost, nothing counted twice)
+    however often count and top replicas are killed, and the heap ends at its
+    baseline (their tables freed)."""
+    need_licenses()
+    files = licences_times(20)
+    want = shell_counts(files)
+    bases = []
+    for name in ("demo.json", "replicas.json"):
+        with open(os.path.join(CONFIGS, name)) as f:
+            cfg = json.load(f)
+        cfg["workers"][0]["exec"][-1] = files
+        cfg["workers"][-1]["exec"] = ["warren-worker", "top", "-n", "0", "--out", "table.txt"]
+        bases.append(cfg)
+    hits, runs = 0, 0
+    for seed in range(1, 17):  # until count/top were killed several times in all
+        cfg = json.loads(json.dumps(bases[seed % 2]))
+        cfg["chaos"] = {"seed": seed, "rate": 25}
+        # workers killed again and again back off quickly: bounded runs
+        cfg["restart"] = {"backoff_initial_ms": 10, "backoff_max_ms": 200, "intensity": 100000}
+        r = Run(cfg)
+        kills = [e["worker"] for e in r.events if e.get("event") == "chaos.kill"]
+        check(r.rc == 0, "seed %d: exit code %s, kills %s" % (seed, r.rc, kills))
+        check(not sanitizer_reports(r), "seed %d: %s" % (seed, sanitizer_reports(r)[:3]))
+        got = top_lines(r.file("table.txt", "r").splitlines())
+        if got != want:
+            g, w = dict(reversed(l.split()) for l in got), dict(reversed(l.split()) for l in want)
+            diff = sorted((k, g.get(k), w.get(k)) for k in set(g) | set(w) if g.get(k) != w.get(k))
+            fail("seed %d, kills %s: %d keys differ from the shell's table, e.g. %s" %
+                 (seed, kills, len(diff), diff[:5]))
+        check(leaked(r) == 0, "seed %d: %d bytes leaked" % (seed, leaked(r)))
+        runs += 1
+        hits += sum(1 for k in kills if k.startswith(("count", "top")))
+        print("seed %d (%s): table exact (%d keys), kills %s" % (seed, cfg["name"], len(got), kills))
+        if hits >= 6 and runs >= 2:
+            break
+    check(hits >= 6, "chaos killed count or top only %d times in %d runs" % (hits, runs))
+
+
+def word_files(nkeys, reps):
+    """Files of made-up words: nkeys distinct ones, word i appearing 1 + i % reps
+    times; returns (glob, the expected "COUNT KEY" table)."""
+    rnd = random.Random(11)
+    words = set()
+    while len(words) < nkeys:
+        words.add("".join(rnd.choice("abcdefghijklmnopqrstuvwxyz")
+                          for _ in range(rnd.randrange(3, 14))))
+    words = sorted(words)
+    bag = [w for i, w in enumerate(words) for _ in range(1 + i % reps)]
+    rnd.shuffle(bag)
+    d = tempfile.mkdtemp(prefix="warren-stages-in-")
+    for k in range(4):
+        part = bag[k::4]
+        with open(os.path.join(d, "w%d" % k), "w") as f:
+            f.write("\n".join(" ".join(part[i:i + 12]) for i in range(0, len(part), 12)) + "\n")
+    want = sorted(((1 + i % reps, w) for i, w in enumerate(words)), key=lambda x: (-x[0], x[1]))
+    return os.path.join(d, "w*"), ["%d %s" % x for x in want]
+
+
+def case_count_kill():
+    """SIGKILL count replicas at chosen moments: one while it counts, the other while it
+    sends its final table, then top while it merges. Each restarts from its table in the
+    arena (grown from 4096 to 64k+ keys on the way): the merged table is exact."""
+    files, want = word_files(40000, 5)
+    cfg = pipeline(("read", ["file-source", files], 2),
+                   ("split", ["map", "split-words", "hash-key"], 2),
+                   ("count", ["count"], 2),
+                   ("top", ["top", "-n", "0", "--out", "table.txt"], 1), cap=16, slot=64)
+    cfg["channels"][1]["keyed"] = True
+    cfg["stats_interval_ms"] = 20
+    r = Run(cfg, wait=False)
+    pids = {}
+
+    def ready(e):
+        if e.get("event") == "worker.ready":
+            pids[e["worker"]] = e["pid"]
+        return False
+
+    got = {}  # (channel, producer, consumer) -> records received (released) so far
+
+    def stats(chan, pred):
+        def f(e):
+            ready(e)
+            if e.get("event") != "channel.stats":
+                return False
+            got[e["channel"], e["producer"], e["consumer"]] = e.get("received", 0)
+            return e["channel"] == chan and pred(lambda p: got.get((chan, p, 0), 0))
+        return f
+
+    def kill(worker):
+        pid = pids.get(worker, 0)
+        check(pid > 1, "no pid for %s: %s" % (worker, pids))
+        os.kill(pid, signal.SIGKILL)
+        pids.pop(worker)
+        check(r.until(lambda e: ready(e) or (e.get("event") == "worker.ready" and
+                                             e.get("worker") == worker)),
+              "%s did not come back" % worker)
+
+    # count.0 while it counts (c1: split -> count; c2: count -> top, 40000 records)
+    check(r.until(stats("c1", lambda rx: rx(0) + rx(1) > 5000)), "no words counted")
+    kill("count.0")
+    # count.1 while it sends its table, top when it merged more than half of both
+    check(r.until(stats("c2", lambda rx: rx(1) > 20)), "count.1 sent no table")
+    kill("count.1")
+    check(r.until(stats("c2", lambda rx: rx(0) + rx(1) > 25000)), "top got no more")
+    kill("top")
+    r.wait()
+    check(r.rc == 0, "exit code %s" % r.rc)
+    check(not sanitizer_reports(r), "%s" % sanitizer_reports(r)[:3])
+    killed = sorted(e["worker"] for e in r.events if e.get("event") == "worker.exit" and
+                    e.get("signal"))
+    check(killed == ["count.0", "count.1", "top"], "exits by signal: %s" % killed)
+    got = top_lines(r.file("table.txt", "r").splitlines())
+    check(len(got) == len(want) and got == want,
+          "table of %d keys != the expected %d keys" % (len(got), len(want)))
+    check(leaked(r) == 0, "%d bytes leaked" % leaked(r))
+    sent = [e for e in r.events if e.get("event") == "channel.stats" and e.get("channel") == "c2"]
+    print("exact table of %d keys after 3 kills; top received %d records" %
+          (len(got), sum(e.get("received", 0) for e in sent[-2:])))
+
+
+def case_count_heap():
+    """A table larger than the heap: count says so (naming heap.size) and exits 1."""
+    files, _ = word_files(30000, 1)
+    cfg = pipeline(("read", ["file-source", files], 1), ("count", ["count"], 1),
+                   ("top", ["top"], 1), heap="4MiB")
+    cfg["restart"] = {"intensity": 0, "on_give_up": "exit"}  # its failure ends the run
+    r = Run(cfg)
+    check(r.rc == 1, "exit code %s" % r.rc)
+    said = [l for l in r.output("count") if "does not fit the heap" in l]
+    check(said and '"heap": {"size"}' in said[0], "count said %s" % r.output("count"))
+    print(said[0])
 
 
 def case_configs_check():

@@ -594,6 +594,17 @@ typedef int (*wr_map_fn)(void *val, uint32_t *len, uint32_t cap, int exists, voi
 WR_EXTERN int wr_map_group(wr_map *m, const void *key, size_t klen, wr_map_fn fn, void *ctx);
 /* Number of entries (a scan, taking each stripe's lock in turn). */
 WR_EXTERN int64_t wr_map_count(wr_map *m);
+/* Entries the map was created for (its fixed capacity). */
+WR_EXTERN uint32_t wr_map_capacity(const wr_map *m);
+/* Call fn(key, klen, val, vlen, ctx) for each entry holding a byte value
+ * (block values are left out), stripe by stripe, each stripe's lock held
+ * while fn runs on its entries: fn must not call into the same map. Stops
+ * early and returns fn's value when it is nonzero; 0 otherwise. Entries
+ * put or deleted meanwhile in stripes not yet visited may or may not be
+ * seen. Errors: those of the stripe lock (-WR_EINTR, -WR_EDEADLK). */
+typedef int (*wr_map_each_fn)(const void *key, uint32_t klen, const void *val, uint32_t vlen,
+                              void *ctx);
+WR_EXTERN int wr_map_foreach(wr_map *m, wr_map_each_fn fn, void *ctx);
 
 typedef struct wr_array wr_array;
 /* n elements of elem_size bytes, zeroed. Errors: -WR_EINVAL. */

@@ -130,6 +130,11 @@ void stage_attach(struct stage_ctx *ctx) {
       stage_die(ctx, EXIT_FAIL, "semaphore %s: %s", ctx->sem_name, wr_strerror(rc));
     ctx->sem = s;
   }
+  if (ctx->out && (f & (STAGE_RESUME | STAGE_ONCE))) {
+    ctx->published = stage_lane_sum(ctx, WR_PRODUCER);
+    if (f & STAGE_RESUME) ctx->skip = ctx->published;
+  }
+  if (f & STAGE_ONCE) stage_once_open(ctx);
   struct sigaction sa = {.sa_handler = on_stop};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
@@ -149,6 +154,7 @@ static void sem_put(struct stage_ctx *ctx) {
  * one lane); a batch is released in one step when its last record is done,
  * which wakes its producer once instead of once a record. */
 int stage_next_t(struct stage_ctx *ctx, wr_rec *rec, int64_t timeout_ns) {
+again:
   while (ctx->bi == ctx->bn) {
     if (g_stop) return 1;
     if (ctx->npend == STAGE_BATCH) { /* the caller holds that many batches: done them first */
@@ -166,6 +172,10 @@ int stage_next_t(struct stage_ctx *ctx, wr_rec *rec, int64_t timeout_ns) {
     ctx->pend[ctx->npend++] = ctx->batch[rc - 1]; /* released with its batch's last record */
   }
   *rec = ctx->batch[ctx->bi++];
+  if ((ctx->st->flags & STAGE_ONCE) && !stage_once_begin(ctx, rec)) {
+    stage_done(ctx, rec); /* its outputs went out before a crash */
+    goto again;
+  }
   ctx->nin++;
   while (ctx->sem && !ctx->sem_held) {
     int rc = wr_sem_acquire(ctx->sem, 1, -1);
@@ -193,6 +203,11 @@ void stage_done(struct stage_ctx *ctx, const wr_rec *rec) {
 }
 
 int stage_emit_block(struct stage_ctx *ctx, void *block, size_t len, uint64_t key) {
+  if (ctx->skip) { /* published by a predecessor */
+    ctx->skip--;
+    wr_free(ctx->a, block);
+    return 0;
+  }
   for (;;) {
     int rc = wr_chan_send_block_key(ctx->out, key, block, len, -1);
     if (rc == 0) break;
@@ -202,6 +217,7 @@ int stage_emit_block(struct stage_ctx *ctx, void *block, size_t len, uint64_t ke
     stage_die(ctx, EXIT_FAIL, "send: %s", wr_strerror(rc));
   }
   ctx->nout++;
+  ctx->published++;
   return 0;
 }
 
@@ -214,6 +230,10 @@ void *stage_block(struct stage_ctx *ctx, size_t len) {
 
 int stage_emit(struct stage_ctx *ctx, const void *data, size_t len, uint64_t key) {
   if (len > UINT32_MAX) stage_die(ctx, EXIT_FAIL, "record of %zu bytes is too large", len);
+  if (ctx->skip) { /* published by a predecessor */
+    ctx->skip--;
+    return 0;
+  }
   if (len > ctx->slot_size) {
     /* Larger than a slot: one copy into a heap block, sent zero-copy. */
     void *block = stage_block(ctx, len);
@@ -232,11 +252,13 @@ int stage_emit(struct stage_ctx *ctx, const void *data, size_t len, uint64_t key
     stage_die(ctx, EXIT_FAIL, "send: %s", wr_strerror(rc));
   }
   ctx->nout++;
+  ctx->published++;
   return 0;
 }
 
 int stage_finish(struct stage_ctx *ctx) {
   if (ctx->out) wr_chan_close(ctx->out);
+  stage_state_free(ctx); /* after the close: a restart finds nothing left to send */
   sem_put(ctx);
   if (ctx->sem) wr_sem_close(ctx->sem);
   wr_worker_detach(ctx->w);

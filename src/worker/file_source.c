@@ -106,4 +106,4 @@ const struct stage stage_file_source = {
     "                      instead of lines\n"
     "  --max-line N        longest line accepted (default 64MiB): longer is an error\n"
     "\nLines are sent without their newline. Replicas split the files between them.",
-    STAGE_OUT, run};
+    STAGE_OUT | STAGE_RESUME, run};

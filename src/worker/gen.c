@@ -24,23 +24,6 @@
 enum { POOL = 1 << 16 };
 static char pool[POOL]; /* seeded letters */
 
-/* Records already on this replica's output lanes: WARREN_OUT is
- * "chan@index,...", output 0 first. */
-static uint64_t sent_before(struct stage_ctx *ctx) {
-  const char *o = getenv("WARREN_OUT");
-  const char *at = o ? strchr(o, '@') : NULL;
-  if (!at || at - o >= WR_NAME_MAX) return 0;
-  char name[WR_NAME_MAX];
-  snprintf(name, sizeof name, "%.*s", (int)(at - o), o);
-  uint32_t me = (uint32_t)strtoul(at + 1, NULL, 10);
-  static wr_lane_stats ls[1024];
-  int n = wr_chan_stats(ctx->a, name, ls, 1024);
-  uint64_t sent = 0;
-  for (int k = 0; k < n; k++)
-    if (ls[k].producer == me) sent += ls[k].sent;
-  return sent;
-}
-
 static int run(struct stage_ctx *ctx, int argc, char **argv) {
   uint64_t count = 1000, size = 0, seed = 1, rate = 0;
   bool resume = false;
@@ -69,7 +52,7 @@ static int run(struct stage_ctx *ctx, int argc, char **argv) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     pool[k] = (char)('a' + x % 26);
   }
-  uint64_t n = 0, skip = resume ? sent_before(ctx) : 0;
+  uint64_t n = 0, skip = resume ? stage_lane_sum(ctx, WR_PRODUCER) : 0;
   for (; n < skip && n < count; n++) /* what the predecessors sent: the same draws */
     if (size) x ^= x << 13, x ^= x >> 7, x ^= x << 17;
   for (; n < count && !g_stop; n++) {

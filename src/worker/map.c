@@ -120,4 +120,4 @@ const struct stage stage_map = {
     "  hash-key     set the record's key to a hash of its bytes: a keyed channel\n"
     "               then sends equal records to the same consumer replica\n"
     "Example: map split-words lower hash-key",
-    STAGE_IN | STAGE_OUT, run};
+    STAGE_IN | STAGE_OUT | STAGE_ONCE, run};

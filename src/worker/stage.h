@@ -32,7 +32,17 @@
 
 #include "warren.h"
 
-enum { STAGE_IN = 1, STAGE_OUT = 2, STAGE_OUT_OPTIONAL = 4 };
+/* STAGE_RESUME: the stage's outputs are one deterministic sequence (a
+ * source, count's final table): a restarted incarnation drops as many as
+ * its predecessors published. STAGE_ONCE: a deterministic per-record
+ * transform whose outputs go out once whatever kills it (state.c). */
+enum {
+  STAGE_IN = 1,
+  STAGE_OUT = 2,
+  STAGE_OUT_OPTIONAL = 4,
+  STAGE_RESUME = 8,
+  STAGE_ONCE = 16,
+};
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 enum { STAGE_BATCH = 64 };
 
@@ -50,13 +60,21 @@ struct stage_ctx {
    * and not yet released (stage_done releases a batch at its last record). */
   wr_rec batch[STAGE_BATCH], pend[STAGE_BATCH];
   size_t bi, bn, npend;
+  /* state.c: records this replica published on output 0 (over all its
+   * incarnations), outputs stage_emit drops (already published), the
+   * progress record of STAGE_ONCE, the count table of count and top. */
+  uint64_t published, skip;
+  uint32_t nlanes;
+  wr_array *prog;
+  struct prog *pg;
+  struct ktable *kt;
 };
 
 struct stage {
   const char *name;
   const char *summary; /* one line for `warren-worker --help` */
   const char *help;    /* the stage's --help text (options), after its usage line */
-  unsigned flags;      /* STAGE_IN, STAGE_OUT, STAGE_OUT_OPTIONAL */
+  unsigned flags;      /* STAGE_IN, STAGE_OUT, STAGE_OUT_OPTIONAL, STAGE_RESUME, STAGE_ONCE */
   int (*run)(struct stage_ctx *ctx, int argc, char **argv);
 };
 
@@ -119,6 +137,37 @@ void table_add(struct table *t, const void *key, size_t len, uint64_t n);
 /* Entries sorted by count (descending), then key (bytes ascending). */
 struct tent *table_sorted(struct table *t);
 void table_free(struct table *t);
+
+/* ---- state.c: what a stage keeps in the arena across its own crashes */
+
+/* Records this replica's lanes of output 0 published (role WR_PRODUCER),
+ * or its lanes of input 0 released (WR_CONSUMER), over the whole run. */
+uint64_t stage_lane_sum(struct stage_ctx *ctx, int role);
+/* Unbind every state object of this instance (stage_finish does, after
+ * closing output 0). */
+void stage_state_free(struct stage_ctx *ctx);
+/* STAGE_ONCE (stage_attach, stage_next): read the progress record; begin
+ * rec, false if it was complete before a crash (done it without output). */
+void stage_once_open(struct stage_ctx *ctx);
+bool stage_once_begin(struct stage_ctx *ctx, const wr_rec *rec);
+
+/* The crash-safe key -> count table of count and top: each input record
+ * applied once, whatever kills the stage. */
+struct ktable {
+  wr_map *m;
+  uint64_t used; /* keys */
+  uint32_t cap, key_max, nlanes;
+  uint32_t mkey; /* the map's key_max: > key_max (see state.c), a multiple of 8 */
+  char gen;      /* 'a' or 'b': the name the table lives under */
+};
+/* Open this instance's table; false if it has none (yet, or any more:
+ * see count.c). Keys longer than key_max are an error. */
+bool ktable_open(struct stage_ctx *ctx, struct ktable *t, uint32_t key_max);
+/* Add n to key for input record rec, unless rec was applied already. */
+void ktable_add(struct stage_ctx *ctx, struct ktable *t, const void *key, size_t len, uint64_t n,
+                const wr_rec *rec);
+/* Every entry into out (table_add). */
+void ktable_read(struct stage_ctx *ctx, struct ktable *t, struct table *out);
 
 /* Every stage, in `warren-worker --help` order (main.c). */
 extern const struct stage stage_gen, stage_file_source, stage_stdin, stage_exec, stage_map,
