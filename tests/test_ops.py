@@ -512,15 +512,25 @@ def case_pid1():
         st = status()
         time.sleep(0.05)
     check(st and st["pid"] == 1, "warren is not PID 1: %s" % st)
-    # warren's pid outside the namespace: the child of unshare
-    sup = [c for c in descendants(p.pid)
-           if open("/proc/%d/comm" % c).read().strip() == "warren"][0]
-    # the worker "parent" dies; its child is orphaned to PID 1
+    # Processes come and go meanwhile (the orphaner's `sleep 0.2`): one that
+    # exits between the listing and the read is skipped.
+    def comm(c):
+        try:
+            with open("/proc/%d/comm" % c) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
     def ppid(c):
-        with open("/proc/%d/stat" % c) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    wpid = [c for c in descendants(sup) if ppid(c) == sup and
-            open("/proc/%d/comm" % c).read().strip() == "warren-test-wor"][0]
+        try:
+            with open("/proc/%d/stat" % c) as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
+    # warren's pid outside the namespace: the child of unshare
+    sup = [c for c in descendants(p.pid) if comm(c) == "warren"][0]
+    # the worker "parent" dies; its child is orphaned to PID 1
+    wpid = [c for c in descendants(sup) if ppid(c) == sup and comm(c) == "warren-test-wor"][0]
     kill(wpid, signal.SIGKILL)
 
     def zombies():

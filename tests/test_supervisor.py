@@ -167,7 +167,11 @@ def descendants(pid):
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
-        for t in os.listdir("/proc/%d/task" % p) if os.path.exists("/proc/%d" % p) else []:
+        try:
+            tasks = os.listdir("/proc/%d/task" % p)
+        except OSError:  # exited meanwhile
+            tasks = []
+        for t in tasks:
             try:
                 with open("/proc/%d/task/%s/children" % (p, t)) as f:
                     kids = [int(x) for x in f.read().split()]
