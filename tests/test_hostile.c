@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "helpers.h"
+#include "scribble.h"
 
 #include <sys/mman.h>
 
@@ -171,22 +172,8 @@ static int hostile(wr_arena *a, void *arg) {
   for (int i = 0; i < n; i++) {
     uint64_t r = rng_next(&rng);
     size_t len = 1 + (r >> 8) % 16;
-    uint8_t *t = NULL;
-    size_t room = 0;
-    switch (r % 7) {
-    case 0: t = (uint8_t *)&a->slots[a->slot], room = sizeof(struct wr__slot); break;
-    case 1: t = (uint8_t *)&a->hdr->page_lock, room = 128; break;
-    case 2: t = (uint8_t *)&a->hdr->dir_lock, room = 128; break;
-    case 3: t = (uint8_t *)a->spans, room = 8 * sizeof(struct wr__span); break;
-    case 4: t = a->heap, room = 4096; break; /* tag arrays of the first span */
-    case 5: t = (uint8_t *)a->dir, room = 8 * sizeof(struct wr__dir_entry); break;
-    default:
-      for (uint32_t j = 0; j < 4 && !t; j++) { /* a lane: descriptor and ring */
-        uint64_t off = atomic_load(&a->lanes[(r >> 16) % 4]);
-        t = wr__ptr_checked(a, off, 512);
-        room = 512;
-      }
-    }
+    size_t room;
+    uint8_t *t = scribble_target(a, r, 8, &room);
     if (!t) continue;
     size_t at = (size_t)((r >> 24) % room);
     scribble(t + at, len < room - at ? len : room - at, &rng);

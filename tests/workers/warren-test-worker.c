@@ -32,7 +32,7 @@
  *                         it) stops beating after MS ms and spins forever (stuck)
  *   sem-wait SEM          attach, ready, then block on semaphore SEM until SIGTERM
  */
-#include "internal.h" /* scribble: the arena's layout */
+#include "../scribble.h" /* scribble: the arena's metadata */
 #include "warren.h"
 
 #include <sys/wait.h>
@@ -229,17 +229,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
       rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
       uint64_t r = rng * 0x2545F4914F6CDD1Dull;
-      uint8_t *t = NULL;
-      size_t room = 0;
-      switch (r % 7) {
-      case 0: t = (uint8_t *)&a->slots[a->slot], room = sizeof(struct wr__slot); break;
-      case 1: t = (uint8_t *)&a->hdr->page_lock, room = 128; break;
-      case 2: t = (uint8_t *)&a->hdr->dir_lock, room = 128; break;
-      case 3: t = (uint8_t *)a->spans, room = 16 * sizeof(struct wr__span); break;
-      case 4: t = a->heap, room = 4096; break;
-      case 5: t = (uint8_t *)a->dir, room = 16 * sizeof(struct wr__dir_entry); break;
-      default: t = wr__ptr_checked(a, atomic_load(&a->lanes[(r >> 16) % 4]), 512), room = 512;
-      }
+      size_t room;
+      uint8_t *t = scribble_target(a, r, 16, &room);
       if (!t) continue;
       size_t at = (size_t)((r >> 24) % room), len = 1 + (r >> 40) % 16;
       for (size_t k = 0; k < len && at + k < room; k++) t[at + k] = (uint8_t)(r >> (k % 8 * 8));
