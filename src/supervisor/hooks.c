@@ -12,7 +12,7 @@
  * it, except at the end of a run, which waits for the hooks still running
  * (the on_exit hooks of the last exits, say) at most stop_timeout_s before
  * it SIGKILLs them (hooks_drain). Hook pids are known here so that
- * reap_orphans leaves them to libuv.
+ * spawn_reap leaves them to libuv.
  */
 #include "sup.h"
 

@@ -25,6 +25,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -237,7 +238,7 @@ void sup_dispatch(struct inst *in, int ev) {
   }
   in->state = next;
   if (from != next) log_state(in, from, ev);
-  /* "ready": "exec": uv_spawn returns only once the exec succeeded. */
+  /* "ready": "exec": posix_spawn returns only once the exec succeeded. */
   if (st->action == A_SPAWN && next == ST_STARTING && w->ready == READY_EXEC)
     sup_dispatch(in, EV_READY);
 }
@@ -405,7 +406,7 @@ int sup_restart_worker(struct sup *s, const char *name) {
 static void on_signal(uv_signal_t *h, int sig) {
   struct sup *s = h->data;
   if (sig == SIGCHLD) {
-    reap_orphans(s);
+    spawn_reap();
   } else if (sig == SIGHUP) {
     cJSON_Delete(reload_request(s, "SIGHUP"));
   } else if (sig == SIGUSR2) {
@@ -477,6 +478,10 @@ int sup_run(struct cfg *c, const char *sock_override) {
     return SUP_EXIT_FAIL;
   }
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  /* 0-2 taken (on /dev/null if we were started without them), so that no
+   * pipe or socket of ours lands there: spawn.c dup2s onto them. */
+  for (int fd = 0; fd < 3; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd) return SUP_EXIT_FAIL;
   /* The guard first, so that it holds no mapping of the arena. */
   int grc = guard_start();
   if (grc) {

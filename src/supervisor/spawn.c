@@ -1,35 +1,48 @@
 /*
- * spawn.c: starting an instance's process and capturing its output.
+ * spawn.c: starting an instance's process, capturing its output, reaping it.
  *
  * A worker with channels uses libwarren (it must attach to use them), which
  * arms PR_SET_PDEATHSIG itself; any other command is started through
- * warren-shim (shim.c), which arms it and execs in place. uv_spawn starts
- * the process in its own session and process group (UV_PROCESS_DETACHED),
- * registered with the guard (guard.c), with /dev/null
- * on stdin, a pipe on stdout and stderr, and the arena fd placed at
- * SUP_ARENA_FD (the one inherited fd; everything else is close-on-exec).
- * The environment carries the instance's identity (WARREN_*), after the
- * worker's env_file and env (and WATCHDOG_USEC with watchdog_s, as
- * systemd sets it; a worker with one starts through the shim, which adds
- * WATCHDOG_PID). Each pipe is split into lines, logged as
- * "label | line" or written to the worker's log file (logfile.c); a line
+ * warren-shim (shim.c), which arms it and execs in place. The process
+ * starts in its own session and process group, registered with the guard
+ * (guard.c), with /dev/null on stdin, a socket pair on stdout and stderr,
+ * and the arena fd placed at SUP_ARENA_FD (the one inherited fd; everything
+ * else is close-on-exec). The environment carries the instance's identity
+ * (WARREN_*), after the worker's env_file and env (and WATCHDOG_USEC with
+ * watchdog_s, as systemd sets it; a worker with one starts through the
+ * shim, which adds WATCHDOG_PID). Each stream is split into lines, logged
+ * as "label | line" or written to the worker's log file (logfile.c); a line
  * longer than LINE_MAX_BYTES is cut there, marked, and the rest of it
  * dropped. A worker with user/group, umask, nice or rlimits is started
  * through the shim too, which applies them before its exec.
  *
- * A `struct proc` lives from spawn until its three handles (process, two
- * pipes) are closed; the instance forgets it at the exit callback, so a
- * replacement can start while the old pipes still drain.
+ * Why posix_spawn and not uv_spawn: libuv 1.44 forks, and a fork of the
+ * supervisor copies its page tables, makes every page it writes next fault
+ * (copy-on-write) and tears the copy down at the child's exec: ~1.2 ms a
+ * start, done one after the other. glibc's posix_spawn is
+ * clone(CLONE_VM | CLONE_VFORK): no copy, and it still returns only once
+ * the exec succeeded, with the exec's error if it failed (so "ready":
+ * "exec" holds). Under valgrind, which turns that clone into a fork, a
+ * failed exec shows as the child's exit code 127 instead. The exit is
+ * reaped here on SIGCHLD (spawn_reap, by pid: never waitpid(-1), which
+ * would steal the hooks' children from libuv).
+ *
+ * A `struct proc` lives from spawn until its process is reaped and its two
+ * pipes are closed; the instance forgets it at the exit, so a replacement
+ * can start while the old pipes still drain.
  */
 #include "sup.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,13 +53,13 @@ static const char cut_marker[] = " [...cut: line longer than 8 KiB]";
 
 struct proc {
   uv_close_cb close_cb; /* first: run.c closes leftover pipes through it */
-  uv_process_t p;
   uv_pipe_t pipe[2];
   struct inst *in;
   struct sup *sup;
+  struct proc *next; /* in g_running until reaped */
   char label[64];
   int pid;
-  int open;     /* handles not yet closed */
+  int open;     /* pipes not yet closed, + 1 until reaped */
   bool skip[2]; /* dropping the rest of a cut line */
   size_t len[2];
   char buf[2][LINE_MAX_BYTES];
@@ -54,10 +67,12 @@ struct proc {
 
 static const char *const stream_names[2] = {"stdout", "stderr"};
 
-static void proc_closed(uv_handle_t *h) {
-  struct proc *pr = h->data;
+static struct proc *g_running; /* spawned and not yet reaped */
+
+static void proc_put(struct proc *pr) {
   if (--pr->open == 0) free(pr);
 }
+static void proc_closed(uv_handle_t *h) { proc_put(h->data); }
 
 static void emit(struct proc *pr, int k, const char *line, size_t len) {
   if (!logfile_line(pr->label, line, len)) log_line(pr->label, pr->pid, stream_names[k], line, len);
@@ -112,21 +127,21 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   }
 }
 
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
-  struct proc *pr = p->data;
+static void proc_exited(struct proc *pr, int64_t status, int sig) {
   struct inst *in = pr->in;
-  uv_close((uv_handle_t *)p, proc_closed);
+  int pid = pr->pid;
+  proc_put(pr);
   if (!in) return;
   in->proc = NULL;
   /* Whatever the worker left in its group goes with it (the shim kills its
    * descendants; this covers a shim that was itself killed). */
-  if (pr->pid > 1) kill(-pr->pid, SIGKILL);
-  guard_note(pr->pid, false);
+  if (pid > 1) kill(-pid, SIGKILL);
+  guard_note(pid, false);
   in->last_code = (int)status;
   in->last_signal = sig;
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "worker", in->label);
-  cJSON_AddNumberToObject(o, "pid", pr->pid);
+  cJSON_AddNumberToObject(o, "pid", pid);
   if (sig)
     cJSON_AddStringToObject(o, "signal", strsignal(sig));
   else
@@ -261,45 +276,61 @@ int spawn_inst(struct sup *s, struct inst *in) {
     args[k0 + i] = w->argv[i];
   char **env = build_env(s, in, w);
 
-  uv_stdio_container_t io[4];
-  io[0].flags = UV_IGNORE;
-  for (int k = 0; k < 2; k++) {
-    uv_pipe_init(s->loop, &pr->pipe[k], 0);
-    pr->pipe[k].data = pr;
-    io[k + 1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    io[k + 1].data.stream = (uv_stream_t *)&pr->pipe[k];
+  /* Our ends of the output streams, and the child's (dup2'ed to 1 and 2). */
+  int sv[2][2] = {{-1, -1}, {-1, -1}};
+  for (int k = 0; k < 2 && !rc; k++)
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[k])) rc = -errno;
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
+  if (!rc) {
+    /* 0-2 are open in the supervisor (run.c), so the child ends are >= 3
+     * and are moved to 1 and 2 before the arena takes SUP_ARENA_FD; a dup2
+     * onto the same number clears close-on-exec (glibc >= 2.29). */
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, sv[0][1], 1);
+    posix_spawn_file_actions_adddup2(&fa, sv[1][1], 2);
+    posix_spawn_file_actions_adddup2(&fa, wr_arena_fd(s->arena), SUP_ARENA_FD);
+    if (w->cwd) posix_spawn_file_actions_addchdir_np(&fa, w->cwd);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int err = posix_spawn(&pid, shim ? s->shim : w->path, &fa, &at, args, env);
+    rc = -err;
+    if (!err) pr->pid = pid;
   }
-  io[3].flags = UV_INHERIT_FD;
-  io[3].data.fd = wr_arena_fd(s->arena);
-  uv_process_options_t o = {0};
-  o.exit_cb = on_exit_cb;
-  o.file = shim ? s->shim : w->path;
-  o.args = args;
-  o.env = env;
-  o.cwd = w->cwd;
-  o.flags = UV_PROCESS_DETACHED;
-  o.stdio_count = 4;
-  o.stdio = io;
-  pr->p.data = pr;
-  rc = uv_spawn(s->loop, &pr->p, &o);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
   free(args);
   strv_free(env);
-  pr->open = 3;
+  for (int k = 0; k < 2; k++)
+    if (sv[k][1] >= 0) close(sv[k][1]);
   if (rc) {
-    pr->in = NULL;
-    uv_close((uv_handle_t *)&pr->p, proc_closed);
     for (int k = 0; k < 2; k++)
-      uv_close((uv_handle_t *)&pr->pipe[k], proc_closed);
+      if (sv[k][0] >= 0) close(sv[k][0]);
+    free(pr);
     wr_slot_mark_dead(s->arena, in->slot, in->incarnation);
     wr_slot_release(s->arena, in->slot, in->incarnation);
     return rc;
   }
-  pr->pid = pr->p.pid;
-  in->pid = pr->p.pid;
+  pr->open = 3;
+  pr->next = g_running;
+  g_running = pr;
+  in->pid = pr->pid;
   guard_note(pr->pid, true);
   in->proc = pr;
-  for (int k = 0; k < 2; k++)
+  for (int k = 0; k < 2; k++) {
+    uv_pipe_init(s->loop, &pr->pipe[k], 0);
+    pr->pipe[k].data = pr;
+    uv_pipe_open(&pr->pipe[k], sv[k][0]);
     uv_read_start((uv_stream_t *)&pr->pipe[k], on_alloc, on_read);
+  }
   s->out_pipes += 2;
   return 0;
 }
@@ -310,9 +341,20 @@ void spawn_signal(struct inst *in, int sig) {
   if (in->pid > 1) kill(-in->pid, sig);
 }
 
-/* Orphans of workers (the supervisor is their subreaper) are reaped here,
- * by pid: never waitpid(-1), which would steal libuv's children. */
-void reap_orphans(struct sup *s) {
+/* On SIGCHLD: our workers (each by pid), then the orphans of workers (the
+ * supervisor is their subreaper). Never waitpid(-1): the hooks' children
+ * are libuv's. */
+void spawn_reap(void) {
+  for (struct proc **pp = &g_running; *pp;) {
+    struct proc *pr = *pp;
+    int st;
+    if (waitpid(pr->pid, &st, WNOHANG) != pr->pid) {
+      pp = &pr->next;
+      continue;
+    }
+    *pp = pr->next;
+    proc_exited(pr, WIFEXITED(st) ? WEXITSTATUS(st) : 0, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  }
   DIR *d = opendir("/proc/self/task");
   if (!d) return;
   struct dirent *e;
@@ -325,8 +367,8 @@ void reap_orphans(struct sup *s) {
     int pid;
     while (fscanf(f, "%d", &pid) == 1) {
       bool ours = hook_pid(pid) || pid == guard_pid();
-      for (int i = 0; i < s->ninst && !ours; i++)
-        ours = s->inst[i]->pid == pid;
+      for (struct proc *pr = g_running; pr && !ours; pr = pr->next)
+        ours = pr->pid == pid;
       if (!ours) waitpid(pid, NULL, WNOHANG);
     }
     fclose(f);

@@ -5,8 +5,8 @@
  * "Supervisor"). The config (config.c) is parsed into plain structs; each
  * configured worker replica becomes one `struct inst` with its own arena
  * slot, lifecycle state (lifecycle.c, the table) and, while it runs, one
- * `struct proc` (spawn.c: the libuv process handle and the two pipes that
- * capture its output). Everything that touches channels and semaphores is
+ * `struct proc` (spawn.c: its pid and the two pipes that capture its
+ * output). Everything that touches channels and semaphores is
  * in objects.c.
  *
  * Operations (issue 10), one file a concern: reload.c (reload and SIGHUP),
@@ -282,7 +282,7 @@ uint64_t sup_now_ms(struct sup *s);
 char **env_for_worker(const struct cfg_worker *w, size_t extra, size_t *k);
 int spawn_inst(struct sup *s, struct inst *in);
 void spawn_signal(struct inst *in, int sig);
-void reap_orphans(struct sup *s);
+void spawn_reap(void); /* on SIGCHLD: the workers' exits, then orphans */
 
 /* chaos.c: SIGKILL random workers, seeded (--chaos SEED[:RATE]). parse:
  * 0, or -1 if spec is not SEED or SEED:RATE with 0 < RATE <= 1000. */
@@ -364,7 +364,7 @@ int top_client(const char *sock);
 
 /* hooks.c: on_exit / on_give_up commands. */
 void hook_run(struct sup *s, struct inst *in, const char *which, char *const *argv);
-bool hook_pid(int pid); /* one of ours (reap_orphans must leave it to libuv) */
+bool hook_pid(int pid); /* one of ours (spawn_reap must leave it to libuv) */
 /* At the end of a run: true when no hook runs; else waits (the last hook's
  * exit calls sup_kick again), SIGKILLing them after stop_timeout_s. */
 bool hooks_drain(struct sup *s);
