@@ -19,7 +19,9 @@
  *   process writes. A block freed by a thread that does not own its span is
  *   one CAS of its tag to PENDING (plus a hint counter); the owner collects
  *   PENDING blocks when it runs out.
- * - Large blocks (> 16 KiB) get a span of their own, one tag at its start.
+ * - Blocks up to 16 KiB come from one-page spans, up to 128 KiB from spans
+ *   of ~8 blocks (up to 16 pages); larger ones get a span of their own, one
+ *   tag at its start.
  * - A span's `shared` flag is set, sticky, before any of its blocks is first
  *   handed to another owner. Reclaiming a dead worker frees its unshared
  *   spans in O(1) each without reading their tags, so reclaim is O(spans)

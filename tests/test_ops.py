@@ -10,6 +10,7 @@ the helpers of test_supervisor.py; same rules: assert on events, replies and
 """
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -422,8 +423,13 @@ def case_rlimits():
     check(lb["Max open files"] == ("64", "64"), "b nofile %s" % (lb["Max open files"],))
     if as_nobody:
         with open("/proc/%d/status" % w["b"]["pid"]) as f:
-            uid = [l for l in f if l.startswith("Uid:")][0].split()[1:]
+            status = f.read().splitlines()
+        uid = [l for l in status if l.startswith("Uid:")][0].split()[1:]
         check(uid == ["65534"] * 4, "b runs as %s" % uid)
+        # the supplementary groups are nobody's own, as initgroups sets them
+        groups = sorted(int(g) for g in [l for l in status if l.startswith("Groups:")][0].split()[1:])
+        want = sorted(set(os.getgrouplist("nobody", pwd.getpwnam("nobody").pw_gid)))
+        check(groups == want, "b's groups %s, nobody's %s" % (groups, want))
     r.stop()
 
 

@@ -37,6 +37,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -225,6 +227,20 @@ static void strv_free(char **v) {
   free(v);
 }
 
+/* "GID,GID,..." for warren-shim -G: the supplementary groups of user uid
+ * (as initgroups would set them, gid included), or NULL for none. */
+static char *groups_arg(int uid, int gid) {
+  struct passwd *pw = getpwuid((uid_t)uid);
+  if (!pw) return NULL;
+  int n = 256;
+  gid_t g[256];
+  if (getgrouplist(pw->pw_name, (gid_t)gid, g, &n) < 0) n = 256; /* more: the first 256 */
+  char *s = malloc((size_t)n * 11 + 1), *p = s;
+  for (int i = 0; s && i < n; i++)
+    p += sprintf(p, "%s%u", i ? "," : "", (unsigned)g[i]);
+  return s;
+}
+
 int spawn_inst(struct sup *s, struct inst *in) {
   const struct cfg_worker *w = &s->cfg->workers[in->w];
   int rc = wr_slot_prepare(s->arena, in->slot, &in->incarnation);
@@ -244,6 +260,7 @@ int spawn_inst(struct sup *s, struct inst *in) {
   bool shim = w->nin + w->nout == 0 || setup || w->watchdog_s > 0;
   char **args = calloc((size_t)argc + 3 + 2 * (RL__COUNT + 5), sizeof(char *));
   char opt[RL__COUNT + 5][64];
+  char *groups = NULL;
   int k0 = 0, no = 0;
   if (shim) {
     args[k0++] = s->shim;
@@ -269,6 +286,10 @@ int spawn_inst(struct sup *s, struct inst *in) {
         snprintf(opt[no], sizeof opt[no], "%d", o1[i].v);
         args[k0++] = opt[no++];
       }
+    if (w->gid >= 0 && w->uid >= 0 && (groups = groups_arg(w->uid, w->gid))) {
+      args[k0++] = "-G";
+      args[k0++] = groups;
+    }
     args[k0++] = "--";
     args[k0++] = w->path;
   }
@@ -308,6 +329,7 @@ int spawn_inst(struct sup *s, struct inst *in) {
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
   free(args);
+  free(groups);
   strv_free(env);
   for (int k = 0; k < 2; k++)
     if (sv[k][1] >= 0) close(sv[k][1]);
