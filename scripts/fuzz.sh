@@ -17,6 +17,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 cc=${CLANG:-clang}
 command -v "$cc" >/dev/null || { echo "no clang: skipped"; exit 77; }
 mkdir -p "$out"
+out=$(cd "$out" && pwd)  # the harnesses run in $out: every path below is absolute
 probe='int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }'
 if ! echo "$probe" | "$cc" -x c -fsanitize=fuzzer - -o "$out/probe" 2>/dev/null; then
   echo "clang has no libFuzzer runtime (libclang-rt-14-dev): skipped"
