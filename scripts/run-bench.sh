@@ -3,7 +3,8 @@
 set -euo pipefail
 build=${1:-build}
 for b in "$build"/bench/bench_*; do
-  [ -x "$b" ] || continue
+  # meson puts bench_X.p object directories beside the binaries: skip them.
+  [ -f "$b" ] && [ -x "$b" ] || continue
   echo "== $(basename "$b")"
   "$b"
 done
